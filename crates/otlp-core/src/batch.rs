@@ -1,0 +1,6 @@
+//! Batching (placeholder while being written).
+#![allow(missing_docs)]
+#[derive(Debug)]
+pub struct BatchConfig;
+#[derive(Debug)]
+pub struct Batcher;

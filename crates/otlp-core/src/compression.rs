@@ -1,0 +1,1 @@
+//! Compression (placeholder while being written).

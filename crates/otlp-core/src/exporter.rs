@@ -1,0 +1,3 @@
+//! Exporter (placeholder while being written).
+#![allow(missing_docs)]
+pub trait Exporter {}

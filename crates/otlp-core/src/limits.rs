@@ -1,0 +1,4 @@
+//! Limits (placeholder while being written).
+#![allow(missing_docs)]
+#[derive(Debug)]
+pub struct Limits;
