@@ -42,6 +42,13 @@
 //! | [`wire`] | protobuf framing walks: item counts and splits without a full decode |
 //! | [`batch`] | [`Batcher`]: join by concatenation, split on resource/scope boundaries |
 //! | [`sink`], [`exporter`] | the traits pipeline stages talk through |
+//! | `testing` (feature `testing`) | proptest strategies for arbitrary requests |
+//!
+//! ## Feature flags
+//!
+//! | feature | default | adds |
+//! |---|---|---|
+//! | `testing` | no | `otlp_core::testing`: proptest strategies for arbitrary OTLP requests, for property tests in other crates |
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
@@ -55,16 +62,19 @@ pub mod payload;
 pub mod request;
 pub mod signal;
 pub mod sink;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod wire;
 
 /// The OTLP protobuf message types (`opentelemetry-proto`, prost-generated).
 pub use opentelemetry_proto::tonic as proto;
 
-pub use batch::{BatchConfig, Batcher};
+pub use batch::{BatchConfig, BatchError, Batcher};
+pub use compression::Compression;
 pub use error::{ExportError, GrpcCode, Refusal};
 pub use exporter::Exporter;
-pub use limits::Limits;
+pub use limits::{Limits, TooLarge};
 pub use payload::{Payload, PayloadHeader};
 pub use request::{OtlpRequest, OtlpResponse, PartialSuccess};
 pub use signal::{Encoding, Signal};
-pub use sink::Sink;
+pub use sink::{Accepted, Sink};

@@ -21,7 +21,9 @@ use crate::signal::Signal;
 /// assert_eq!(request.item_count(), 0);
 /// assert_eq!(ExportTraceServiceRequest::SIGNAL, otlp_core::Signal::Traces);
 /// ```
-pub trait OtlpRequest: prost::Message + Default + Clone + PartialEq + Send + Sync + 'static {
+pub trait OtlpRequest:
+    prost::Message + Default + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static
+{
     /// The signal this request carries.
     const SIGNAL: Signal;
     /// The matching response message.
@@ -35,7 +37,9 @@ pub trait OtlpRequest: prost::Message + Default + Clone + PartialEq + Send + Syn
 }
 
 /// An OTLP `Export*ServiceResponse`: implemented for the three response messages.
-pub trait OtlpResponse: prost::Message + Default + Clone + PartialEq + Send + Sync + 'static {
+pub trait OtlpResponse:
+    prost::Message + Default + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static
+{
     /// The signal this response answers.
     const SIGNAL: Signal;
 

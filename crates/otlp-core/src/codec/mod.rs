@@ -19,11 +19,13 @@ impl<T: prost::Message + Default + json::JsonMessage> Message for T {}
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     /// The bytes are not a valid protobuf encoding of the expected message.
+    // The inner error is part of the message, not a `source`, so that error reporters
+    // that print the chain (`{:#}` in anyhow) do not print it twice.
     #[error("invalid protobuf: {0}")]
-    Protobuf(#[from] prost::DecodeError),
+    Protobuf(prost::DecodeError),
     /// The bytes are not valid OTLP/JSON for the expected message.
     #[error("invalid OTLP/JSON: {0}")]
-    Json(#[from] json::JsonError),
+    Json(json::JsonError),
     /// The payload holds another signal than the one asked for.
     #[error("payload holds {actual}, not {expected}")]
     SignalMismatch {
@@ -32,6 +34,18 @@ pub enum DecodeError {
         /// The signal the payload holds.
         actual: Signal,
     },
+}
+
+impl From<prost::DecodeError> for DecodeError {
+    fn from(err: prost::DecodeError) -> DecodeError {
+        DecodeError::Protobuf(err)
+    }
+}
+
+impl From<json::JsonError> for DecodeError {
+    fn from(err: json::JsonError) -> DecodeError {
+        DecodeError::Json(err)
+    }
 }
 
 /// Decode `bytes` in `encoding`.
