@@ -6,10 +6,10 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use otlp_benches::trace_request;
 use otlp_core::codec::{json, protobuf};
 use otlp_core::proto::collector::trace::v1::ExportTraceServiceRequest;
 use otlp_core::{Signal, wire};
-use otlp_benches::trace_request;
 use prost::Message;
 
 fn codec(c: &mut Criterion) {
@@ -25,8 +25,12 @@ fn codec(c: &mut Criterion) {
     g.bench_function("decode/otlp-core", |b| {
         b.iter(|| protobuf::decode::<ExportTraceServiceRequest>(black_box(&proto)).unwrap())
     });
-    g.bench_function("encode/prost", |b| b.iter(|| black_box(&request).encode_to_vec()));
-    g.bench_function("encode/otlp-core", |b| b.iter(|| protobuf::encode(black_box(&request))));
+    g.bench_function("encode/prost", |b| {
+        b.iter(|| black_box(&request).encode_to_vec())
+    });
+    g.bench_function("encode/otlp-core", |b| {
+        b.iter(|| protobuf::encode(black_box(&request)))
+    });
     g.bench_function("count_items/wire", |b| {
         b.iter(|| wire::count_items(Signal::Traces, black_box(&proto)).unwrap())
     });

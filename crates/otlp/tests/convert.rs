@@ -3,11 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use otlp_core::OtlpRequest;
 use otlp_core::codec::{json, protobuf};
 use otlp_core::proto::collector::logs::v1::ExportLogsServiceRequest;
 use otlp_core::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use otlp_core::proto::collector::trace::v1::ExportTraceServiceRequest;
-use otlp_core::OtlpRequest;
 
 fn otlp(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_otlp"))
@@ -17,7 +17,9 @@ fn otlp(args: &[&str]) -> Output {
 }
 
 fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/data")
+        .join(name)
 }
 
 fn s(p: &Path) -> &str {
@@ -27,16 +29,31 @@ fn s(p: &Path) -> &str {
 #[test]
 fn samples_round_trip_through_protobuf() {
     let dir = tempfile::tempdir().unwrap();
-    for (signal, file) in [("traces", "traces.json"), ("metrics", "metrics.json"), ("logs", "logs.json")] {
+    for (signal, file) in [
+        ("traces", "traces.json"),
+        ("metrics", "metrics.json"),
+        ("logs", "logs.json"),
+    ] {
         let pb = dir.path().join(format!("{signal}.pb"));
         let back = dir.path().join(format!("{signal}.json"));
         let out = otlp(&["convert", "--signal", signal, s(&sample(file)), s(&pb)]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let summary = String::from_utf8_lossy(&out.stderr);
-        assert!(summary.contains("json") && summary.contains("protobuf"), "{summary}");
+        assert!(
+            summary.contains("json") && summary.contains("protobuf"),
+            "{summary}"
+        );
 
         let out = otlp(&["convert", "--signal", signal, s(&pb), s(&back)]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
 
         let original = std::fs::read(sample(file)).unwrap();
         let pb_bytes = std::fs::read(&pb).unwrap();
@@ -60,11 +77,29 @@ fn check<T: OtlpRequest + json::JsonMessage>(original: &[u8], pb: &[u8], back: &
 
 #[test]
 fn canonical_json_uses_lowercase_hex_and_string_int64() {
-    let out = otlp(&["convert", "--signal", "traces", "--to", "json", s(&sample("traces.json")), "-"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = otlp(&[
+        "convert",
+        "--signal",
+        "traces",
+        "--to",
+        "json",
+        s(&sample("traces.json")),
+        "-",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains(r#""traceId":"4bf92f3577b34da6a3ce929d0e0e4736""#), "{text}");
-    assert!(text.contains(r#""startTimeUnixNano":"1764000000010000000""#), "{text}");
+    assert!(
+        text.contains(r#""traceId":"4bf92f3577b34da6a3ce929d0e0e4736""#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""startTimeUnixNano":"1764000000010000000""#),
+        "{text}"
+    );
     assert!(text.contains(r#""kind":2"#), "{text}");
     assert!(text.ends_with('\n'));
 }
@@ -79,8 +114,22 @@ fn compressed_input_is_detected() {
     ] {
         let path = dir.path().join(name);
         std::fs::write(&path, otlp_core::compression::compress(kind, &raw)).unwrap();
-        let out = otlp(&["convert", "--signal", "logs", "--from", "json", "--to", "proto", s(&path), "-"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = otlp(&[
+            "convert",
+            "--signal",
+            "logs",
+            "--from",
+            "json",
+            "--to",
+            "proto",
+            s(&path),
+            "-",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let req: ExportLogsServiceRequest = protobuf::decode(&out.stdout).unwrap();
         assert_eq!(req.item_count(), 2);
     }
@@ -90,7 +139,11 @@ fn compressed_input_is_detected() {
 fn bad_input_gives_a_clear_error_and_no_output_file() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.json");
-    std::fs::write(&bad, br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"xyz"}]}]}]}"#).unwrap();
+    std::fs::write(
+        &bad,
+        br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"xyz"}]}]}]}"#,
+    )
+    .unwrap();
     let out_path = dir.path().join("out.pb");
     let out = otlp(&["convert", "--signal", "traces", s(&bad), s(&out_path)]);
     assert!(!out.status.success());
@@ -107,12 +160,24 @@ fn bad_input_gives_a_clear_error_and_no_output_file() {
     assert!(err.contains("protobuf"), "{err}");
 
     // Unknown extension without --from, unknown signal, missing file.
-    let out = otlp(&["convert", "--signal", "traces", s(&bad.with_extension("txt")), s(&out_path)]);
+    let out = otlp(&[
+        "convert",
+        "--signal",
+        "traces",
+        s(&bad.with_extension("txt")),
+        s(&out_path),
+    ]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--from"));
     let out = otlp(&["convert", "--signal", "profiles", s(&bad), s(&out_path)]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown signal"));
-    let out = otlp(&["convert", "--signal", "traces", s(&dir.path().join("missing.json")), s(&out_path)]);
+    let out = otlp(&[
+        "convert",
+        "--signal",
+        "traces",
+        s(&dir.path().join("missing.json")),
+        s(&out_path),
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.json"));
 }

@@ -51,7 +51,8 @@ impl From<Format> for Encoding {
 }
 
 fn parse_signal(s: &str) -> Result<Signal, String> {
-    s.parse().map_err(|e: otlp_core::signal::UnknownSignal| e.to_string())
+    s.parse()
+        .map_err(|e: otlp_core::signal::UnknownSignal| e.to_string())
 }
 
 fn guess(path: &Path, which: &str) -> anyhow::Result<Format> {
@@ -144,7 +145,10 @@ fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
             .with_context(|| format!("reading {}", display(path)))?
             .len();
         if len > limit as u64 {
-            bail!("{} is {len} bytes, over the {limit}-byte limit", display(path));
+            bail!(
+                "{} is {len} bytes, over the {limit}-byte limit",
+                display(path)
+            );
         }
         fs::read(path).with_context(|| format!("reading {}", display(path)))?
     };
