@@ -83,6 +83,23 @@ pub(crate) fn run(ws: &Workspace, output: Output, keep_going: bool) -> Result<()
             true,
         ));
     }
+    // The circuit breaker's lock-free state machine, model-checked with loom. Its own
+    // target dir: `--cfg loom` changes every dependency's build.
+    let loom_target = ws.target_dir.join("loom");
+    steps.push((
+        "loom".into(),
+        Step::cargo([
+            "test",
+            "-p",
+            "otlp-resilience",
+            "--test",
+            "breaker_loom",
+            "--release",
+        ])
+        .env("RUSTFLAGS", "--cfg loom")
+        .env("CARGO_TARGET_DIR", &loom_target.to_string_lossy()),
+        true,
+    ));
     steps.push((
         "doctest".into(),
         Step::cargo(["test", "--workspace", "--doc", "--all-features"]),
