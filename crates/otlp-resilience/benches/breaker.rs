@@ -9,7 +9,9 @@
 //!   (consecutive failures: no clock on success) through `CircuitBreaker::call`;
 //!   `recloser` with its defaults through its sync `call`.
 //! * `open_rejection`: a call refused by an open breaker (each checks its open-until
-//!   time against the clock); ours also when forced open (no clock).
+//!   time against the clock); ours also with `automatic_half_open` on, tripped inside a
+//!   tokio runtime (a timer task makes the half-open transition: no clock read), and
+//!   when forced open (no clock).
 //! * `half_open_permitted`: admission of a half-open call. Ours: acquire a probe and
 //!   cancel it (the place is freed, the breaker stays half-open). `failsafe`:
 //!   `is_call_permitted` (it admits any number of half-open calls). `recloser` has no
@@ -63,6 +65,25 @@ fn ours_open() -> CircuitBreaker {
             .build()
             .expect("valid"),
     );
+    b.try_acquire()
+        .expect("closed")
+        .record(Outcome::Failure, Duration::ZERO);
+    assert!(b.try_acquire().is_err());
+    b
+}
+
+/// Open for an hour with the automatic half-open timer armed on `runtime`, which must
+/// outlive the breaker's use (its shutdown disarms the timer).
+fn ours_open_auto(runtime: &tokio::runtime::Runtime) -> CircuitBreaker {
+    let b = ours(
+        CircuitBreakerConfig::builder()
+            .minimum_calls(1)
+            .wait_in_open(HOUR)
+            .automatic_half_open(true)
+            .build()
+            .expect("valid"),
+    );
+    let _context = runtime.enter();
     b.try_acquire()
         .expect("closed")
         .record(Outcome::Failure, Duration::ZERO);
@@ -233,6 +254,11 @@ fn closed_success(c: &mut Criterion) {
 
 fn open_rejection(c: &mut Criterion) {
     let b = ours_open();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let auto = ours_open_auto(&runtime);
     let forced = ours_default();
     forced.force_open();
     let f = failsafe_open();
@@ -241,6 +267,9 @@ fn open_rejection(c: &mut Criterion) {
     let mut g = c.benchmark_group("breaker/open_rejection");
     g.bench_function("ours", |bench| {
         bench.iter(|| black_box(black_box(&b).try_acquire().is_err()))
+    });
+    g.bench_function("ours_auto_half_open_armed", |bench| {
+        bench.iter(|| black_box(black_box(&auto).try_acquire().is_err()))
     });
     g.bench_function("ours_forced_open", |bench| {
         bench.iter(|| black_box(black_box(&forced).try_acquire().is_err()))
@@ -257,6 +286,13 @@ fn open_rejection(c: &mut Criterion) {
     g.bench_function("ours", |bench| {
         bench.iter_custom(|iters| {
             two_threads(iters, &b, |b| {
+                black_box(b.try_acquire().is_err());
+            })
+        })
+    });
+    g.bench_function("ours_auto_half_open_armed", |bench| {
+        bench.iter_custom(|iters| {
+            two_threads(iters, &auto, |b| {
                 black_box(b.try_acquire().is_err());
             })
         })

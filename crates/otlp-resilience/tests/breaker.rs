@@ -822,3 +822,202 @@ fn default_breaker_and_names() {
     assert!(format!("{owned:?}").contains("upstream-3"));
     assert_eq!(BreakerState::HalfOpen.to_string(), "half_open");
 }
+
+// ---- automatic half-open (a timer task instead of the clock check) ----
+
+fn auto(b: CircuitBreakerConfigBuilder) -> CircuitBreaker {
+    breaker(b.automatic_half_open(true))
+}
+
+async fn next_event(events: &mut tokio::sync::broadcast::Receiver<BreakerEvent>) -> BreakerEvent {
+    events.recv().await.expect("an event")
+}
+
+#[tokio::test(start_paused = true)]
+async fn automatic_half_open_happens_at_exactly_the_wait_with_an_event() {
+    let b = auto(builder());
+    let mut events = b.subscribe();
+    let tripped = Instant::now();
+    trip(&b);
+    let opened = next_event(&mut events).await;
+    assert_eq!(opened.to, BreakerState::Open);
+
+    tokio::time::sleep(Duration::from_millis(9_999)).await;
+    let open = rejected(&b);
+    assert_eq!(open.state, BreakerState::Open);
+    assert_eq!(open.until, Some(tripped + Duration::from_secs(10)));
+
+    // Nobody calls: the timer makes the transition, at exactly the wait.
+    let half_open = next_event(&mut events).await;
+    assert_eq!(
+        (half_open.from, half_open.to, half_open.reason),
+        (
+            BreakerState::Open,
+            BreakerState::HalfOpen,
+            TransitionReason::WaitElapsed
+        )
+    );
+    assert_eq!(half_open.at, opened.at + Duration::from_secs(10));
+    assert_eq!(Instant::now(), tripped + Duration::from_secs(10));
+    assert_eq!(b.state(), BreakerState::HalfOpen);
+    let probes = b.snapshot().half_open.expect("half-open");
+    assert_eq!(
+        (probes.outstanding, probes.completed),
+        (0, 0),
+        "no probe taken"
+    );
+
+    // All the permitted probes are there for callers.
+    let taken: Vec<_> = (0..3)
+        .map(|_| b.try_acquire().expect("probe admitted"))
+        .collect();
+    assert!(taken.iter().all(|p| p.is_probe()));
+    assert_eq!(rejected(&b).state, BreakerState::HalfOpen);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_armed_rejection_does_not_read_the_clock() {
+    let b = auto(builder());
+    trip(&b);
+    // Paused time jumps past the wait; `advance` yields once, before the timer task
+    // runs: the breaker still rejects, which it would not if it read the clock.
+    advance(Duration::from_secs(10)).await;
+    assert_eq!(rejected(&b).retry_after(), Some(Duration::ZERO));
+    // Once the task ran, the breaker is half-open.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(b.state(), BreakerState::HalfOpen);
+    assert!(b.try_acquire().expect("probe").is_probe());
+
+    // The same breaker without the timer admits at once.
+    let lazy = breaker(builder());
+    trip(&lazy);
+    advance(Duration::from_secs(10)).await;
+    assert!(lazy.try_acquire().expect("probe").is_probe());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reset_or_force_open_before_the_timer_fires_makes_it_a_no_op() {
+    let b = auto(builder());
+    let mut events = b.subscribe();
+    trip(&b);
+    b.reset();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(b.state(), BreakerState::Closed);
+    assert_eq!(next_event(&mut events).await.to, BreakerState::Open);
+    assert_eq!(next_event(&mut events).await.to, BreakerState::Closed);
+    assert!(events.try_recv().is_err(), "the timer did nothing");
+
+    trip(&b);
+    b.force_open();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(b.state(), BreakerState::ForcedOpen);
+    assert_eq!(next_event(&mut events).await.to, BreakerState::Open);
+    assert_eq!(next_event(&mut events).await.to, BreakerState::ForcedOpen);
+    assert!(events.try_recv().is_err(), "the timer did nothing");
+
+    // A reset and a new trip half-way through: only the new trip's timer acts.
+    b.reset();
+    trip(&b);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    b.reset();
+    let tripped = Instant::now();
+    trip(&b);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(b.state(), BreakerState::Open, "the first timer was stale");
+    while events.try_recv().is_ok() {}
+    let half_open = next_event(&mut events).await;
+    assert_eq!(half_open.to, BreakerState::HalfOpen);
+    assert_eq!(half_open.at, tripped + Duration::from_secs(10));
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_trip_arms_a_timer_with_the_grown_wait() {
+    let b = auto(
+        builder()
+            .wait_in_open(Duration::from_secs(1))
+            .exponential_wait(2.0, Duration::from_secs(5))
+            .permitted_calls_in_half_open(1),
+    );
+    let mut events = b.subscribe();
+    trip(&b);
+    let mut waits = Vec::new();
+    for _ in 0..4 {
+        let opened = next_event(&mut events).await;
+        assert_eq!(opened.to, BreakerState::Open);
+        let half_open = next_event(&mut events).await;
+        assert_eq!(half_open.to, BreakerState::HalfOpen);
+        assert_eq!(half_open.reason, TransitionReason::WaitElapsed);
+        waits.push(half_open.at - opened.at);
+        // The single probe fails: open again, for longer, with a new timer.
+        fail(&b);
+        assert_eq!(b.state(), BreakerState::Open);
+    }
+    assert_eq!(waits, [1, 2, 4, 5].map(Duration::from_secs));
+    assert_eq!(next_event(&mut events).await.to, BreakerState::Open);
+    assert_eq!(next_event(&mut events).await.to, BreakerState::HalfOpen);
+    ok(&b);
+    assert_eq!(b.state(), BreakerState::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_timer_task_ends_once_it_fired() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let b = auto(builder().permitted_calls_in_half_open(1));
+    let mut events = b.subscribe();
+    assert_eq!(metrics.num_alive_tasks(), 0);
+    trip(&b);
+    assert_eq!(metrics.num_alive_tasks(), 1, "one timer per trip");
+    assert_eq!(next_event(&mut events).await.to, BreakerState::Open);
+    assert_eq!(next_event(&mut events).await.to, BreakerState::HalfOpen);
+    for _ in 0..10 {
+        if metrics.num_alive_tasks() == 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(metrics.num_alive_tasks(), 0, "the timer task ended");
+
+    // The timer of a dropped breaker ends at its deadline too.
+    fail(&b);
+    assert_eq!(b.state(), BreakerState::Open);
+    assert_eq!(metrics.num_alive_tasks(), 1);
+    drop(b);
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(metrics.num_alive_tasks(), 0);
+}
+
+#[test]
+fn without_a_running_runtime_the_clock_decides() {
+    let wait = Duration::from_millis(100);
+    // No runtime: the clock check.
+    let b = auto(builder().wait_in_open(wait));
+    trip(&b);
+    assert_eq!(rejected(&b).state, BreakerState::Open);
+    std::thread::sleep(wait + Duration::from_millis(20));
+    assert!(b.try_acquire().expect("probe").is_probe());
+
+    // A runtime that never runs the timer keeps the breaker open; once it shuts down,
+    // the clock decides again.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let b = auto(builder().wait_in_open(wait));
+    {
+        let _context = runtime.enter();
+        trip(&b);
+    }
+    std::thread::sleep(wait + Duration::from_millis(20));
+    assert_eq!(
+        rejected(&b).state,
+        BreakerState::Open,
+        "the timer never ran"
+    );
+    drop(runtime);
+    assert!(b.try_acquire().expect("probe").is_probe());
+}

@@ -122,8 +122,11 @@
 //!   counters. The clock is not read unless slow-call detection is on (two reads per
 //!   call: start and end) or the window is time-based (one read, at the end).
 //! * An open breaker rejects with one atomic load of the state, one of the open-until
-//!   time and one clock read (the wait must be checked against the time; no background
-//!   task flips the state).
+//!   time and one clock read (the wait is checked against the time; the first call after
+//!   it moves the breaker to half-open). With
+//!   [`automatic_half_open`](CircuitBreakerConfigBuilder::automatic_half_open) on and a
+//!   tokio runtime, a spawned task makes that transition instead, and rejections skip
+//!   the clock read until shortly before the wait is over.
 //! * Rates are read (a bounded sum over the ring) only when a failure or a slow call is
 //!   recorded, never on the success path.
 //!
@@ -146,7 +149,7 @@ mod window;
 use std::fmt;
 use std::future::Future;
 use std::mem::ManuallyDrop;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -163,7 +166,7 @@ pub use service::CircuitBreakerService;
 
 use crate::classify::{Classify, OtlpClassifier, OtlpError, Outcome};
 use metrics::{Counters, Instruments};
-use state::{CLOSED, DISABLED, EVAL, FORCED_OPEN, HALF_OPEN, ONE_OUTSTANDING, OPEN, Probes};
+use state::{ARMED, CLOSED, DISABLED, EVAL, FORCED_OPEN, HALF_OPEN, ONE_OUTSTANDING, OPEN, Probes};
 use sync::{AtomicCell, CachePadded, Ordering};
 
 /// The atomics of the public breaker.
@@ -531,6 +534,8 @@ struct Settings {
     wait_multiplier: f64,
     max_wait_nanos: u64,
     probes: u32,
+    /// Arm a timer task for the open-to-half-open transition when a runtime is there.
+    auto_half_open: bool,
 }
 
 impl Settings {
@@ -553,6 +558,8 @@ struct Hot<A> {
 
 pub(crate) struct Inner<A> {
     hot: CachePadded<Hot<A>>,
+    /// This breaker, for the automatic half-open timer (which must not keep it alive).
+    me: Weak<Inner<A>>,
     /// Consecutive trips since the breaker last closed; only changed by the thread
     /// holding the TRANSIT word.
     trips: A,
@@ -610,6 +617,7 @@ impl<A: AtomicCell> Inner<A> {
             wait_multiplier: config.wait_multiplier,
             max_wait_nanos: nanos(config.max_wait_in_open),
             probes: config.permitted_calls_in_half_open,
+            auto_half_open: config.automatic_half_open,
         };
         // Batching successes lets a count window lag by up to `batch - 1` calls per
         // thread, which the rates make up for (see `window_sums`); keep it within half a
@@ -630,6 +638,7 @@ impl<A: AtomicCell> Inner<A> {
                 open_until: A::new(0),
                 window_generation: std::sync::atomic::AtomicU64::new(0),
             }),
+            me: weak.clone(),
             trips: A::new(0),
             origin: Instant::now(),
             window,
@@ -675,9 +684,13 @@ impl<A: AtomicCell> Inner<A> {
             return Ok(Admission::new(Kind::Call, state::generation(word), 0));
         }
         if tag == OPEN {
+            let until = self.instant(self.hot.open_until.load(Ordering::Relaxed));
+            if word & ARMED != 0 {
+                // A timer makes the half-open transition: no clock read.
+                return Err(self.reject_until(BreakerState::Open, until));
+            }
             // One clock read, compared with the deadline as an `Instant` (which the
             // rejection carries anyway): no conversion of "now" on the rejection path.
-            let until = self.instant(self.hot.open_until.load(Ordering::Relaxed));
             if let Some(until) = until
                 && Instant::now() < until
             {
@@ -730,6 +743,9 @@ impl<A: AtomicCell> Inner<A> {
                 CLOSED => return Ok(self.admit(Kind::Call, state::generation(word))),
                 OPEN => {
                     let until = self.hot.open_until.load(Ordering::Relaxed);
+                    if word & ARMED != 0 {
+                        return Err(self.reject(BreakerState::Open, Some(until)));
+                    }
                     let now = now.max(self.now_nanos_if(now == 0));
                     if now < until {
                         return Err(self.reject(BreakerState::Open, Some(until)));
@@ -1071,13 +1087,27 @@ impl<A: AtomicCell> Inner<A> {
     }
 
     /// Moves from `from` (never a TRANSIT word) to `to`. Returns the new generation, or
-    /// the current word if `from` is no longer current.
+    /// the current word if `from` is no longer current. A caller moving the breaker to
+    /// half-open takes the first probe.
     fn transition(
         &self,
         from: u64,
         to: u64,
         reason: TransitionReason,
         now: Option<u64>,
+    ) -> Result<u32, u64> {
+        self.transition_with(from, to, reason, now, to == HALF_OPEN)
+    }
+
+    /// [`transition`](Self::transition); `first_probe`: to half-open with one probe
+    /// outstanding (the caller's).
+    fn transition_with(
+        &self,
+        from: u64,
+        to: u64,
+        reason: TransitionReason,
+        now: Option<u64>,
+        first_probe: bool,
     ) -> Result<u32, u64> {
         let generation = state::next_generation(from);
         self.hot.state.compare_exchange(
@@ -1096,8 +1126,11 @@ impl<A: AtomicCell> Inner<A> {
                 self.trips.store(trips, Ordering::Relaxed);
                 let until = now.saturating_add(self.wait_nanos(trips));
                 self.hot.open_until.store(until, Ordering::Relaxed);
+                if self.arm_half_open_timer(generation, now, until) {
+                    word |= ARMED;
+                }
             }
-            HALF_OPEN => word += ONE_OUTSTANDING,
+            HALF_OPEN if first_probe => word += ONE_OUTSTANDING,
             CLOSED => {
                 self.hot.window_generation.fetch_add(1, Ordering::Relaxed);
                 self.window.clear();
@@ -1120,6 +1153,83 @@ impl<A: AtomicCell> Inner<A> {
         // The rest may run user code that calls back into the breaker: after publishing.
         self.report(&event);
         Ok(generation)
+    }
+
+    /// Spawns the task that moves the breaker, open in `generation` from `now` until
+    /// `until`, to half-open, if enabled and a tokio runtime is there. Called by the
+    /// thread holding the TRANSIT word. Returns whether the word is to be ARMED: whether
+    /// the timer is to end a clock-free stretch [`CLOCK_FREE_MARGIN`] before `until`.
+    fn arm_half_open_timer(&self, generation: u32, now: u64, until: u64) -> bool {
+        if !self.settings.auto_half_open {
+            return false;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        let Some(deadline) = self.instant(until) else {
+            return false;
+        };
+        let disarm_at = until
+            .checked_sub(CLOCK_FREE_MARGIN)
+            .filter(|&at| at > now)
+            .and_then(|at| self.instant(at));
+        let timer = HalfOpenTimer {
+            inner: self.me.clone(),
+            generation,
+            armed: disarm_at.is_some(),
+        };
+        // Detached: the task ends once it fired (or when its runtime shuts down).
+        drop(runtime.spawn(timer.run(disarm_at, deadline)));
+        disarm_at.is_some()
+    }
+
+    /// The automatic half-open timer of the open period `generation` fired.
+    fn wait_elapsed(&self, generation: u32) {
+        let mut word = self.hot.state.load(Ordering::Acquire);
+        loop {
+            match state::tag(word) {
+                // The trip that armed the timer is still publishing the OPEN word.
+                state::TRANSIT if state::generation(word) == generation => {
+                    A::spin();
+                    word = self.hot.state.load(Ordering::Acquire);
+                }
+                OPEN if state::generation(word) == generation => {
+                    match self.transition_with(
+                        word,
+                        HALF_OPEN,
+                        TransitionReason::WaitElapsed,
+                        None,
+                        false,
+                    ) {
+                        Ok(_) => return,
+                        Err(actual) => word = actual,
+                    }
+                }
+                // Reset, forced open, ... since: a stale timer does nothing.
+                _ => return,
+            }
+        }
+    }
+
+    /// Ends the clock-free stretch of the open period `generation`: rejections check the
+    /// wait against the clock again.
+    fn disarm(&self, generation: u32) {
+        let mut word = self.hot.state.load(Ordering::Acquire);
+        loop {
+            match state::tag(word) {
+                state::TRANSIT if state::generation(word) == generation => {
+                    A::spin();
+                    word = self.hot.state.load(Ordering::Acquire);
+                }
+                OPEN if state::generation(word) == generation && word & ARMED != 0 => {
+                    match self.cas(word, word & !ARMED) {
+                        Ok(()) => return,
+                        Err(actual) => word = actual,
+                    }
+                }
+                _ => return,
+            }
+        }
     }
 
     fn operator_transition(&self, to: u64, reason: TransitionReason) {
@@ -1186,6 +1296,52 @@ impl<A: AtomicCell> Inner<A> {
             consecutive_trips: u32::try_from(self.trips.load(Ordering::Relaxed))
                 .unwrap_or(u32::MAX),
             half_open,
+        }
+    }
+}
+
+/// How long before the end of the open wait the automatic half-open timer hands the
+/// rejections back to the clock check. The timer itself fires after its deadline (tokio's
+/// timer has a 1 ms resolution, and the task must then be scheduled); ending the
+/// clock-free stretch early means that a caller who waits exactly until `until` (e.g.
+/// the retry layer honouring [`BreakerOpen::retry_after`]) is never rejected because the
+/// timer task has not run yet, unless it is later than this.
+const CLOCK_FREE_MARGIN: u64 = 50_000_000;
+
+/// The task that moves an open breaker to half-open when its wait is over.
+struct HalfOpenTimer<A: AtomicCell> {
+    inner: Weak<Inner<A>>,
+    /// The generation of the OPEN word that armed it.
+    generation: u32,
+    /// The OPEN word is ARMED and this timer has not yet disarmed it.
+    armed: bool,
+}
+
+impl<A: AtomicCell> HalfOpenTimer<A> {
+    async fn run(mut self, disarm_at: Option<Instant>, deadline: Instant) {
+        if let Some(at) = disarm_at {
+            tokio::time::sleep_until(at).await;
+            self.armed = false;
+            match self.inner.upgrade() {
+                Some(inner) => inner.disarm(self.generation),
+                None => return,
+            }
+        }
+        tokio::time::sleep_until(deadline).await;
+        if let Some(inner) = self.inner.upgrade() {
+            inner.wait_elapsed(self.generation);
+        }
+    }
+}
+
+impl<A: AtomicCell> Drop for HalfOpenTimer<A> {
+    fn drop(&mut self) {
+        // Dropped before it disarmed (its runtime shut down, or the sleep panicked):
+        // whoever calls next checks the wait against the clock.
+        if self.armed
+            && let Some(inner) = self.inner.upgrade()
+        {
+            inner.disarm(self.generation);
         }
     }
 }

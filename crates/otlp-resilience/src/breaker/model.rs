@@ -35,8 +35,11 @@ impl<A: AtomicCell> fmt::Debug for ModelBreaker<A> {
 }
 
 impl<A: AtomicCell> ModelBreaker<A> {
-    /// Like [`CircuitBreaker::new`](super::CircuitBreaker::new).
-    pub fn new(config: CircuitBreakerConfig) -> Self {
+    /// Like [`CircuitBreaker::new`](super::CircuitBreaker::new), always with the lazy
+    /// open-to-half-open check (the automatic half-open timer is a tokio task, outside
+    /// the model).
+    pub fn new(mut config: CircuitBreakerConfig) -> Self {
+        config.automatic_half_open = false;
         ModelBreaker {
             inner: Inner::new(config),
         }

@@ -5,6 +5,8 @@
 //! bits  0..3   tag: CLOSED, OPEN, HALF_OPEN, FORCED_OPEN, DISABLED, TRANSIT
 //! bit   3      EVAL (closed): failures were seen below the minimum number of calls, so
 //!              successes must evaluate the rates too until the minimum is reached
+//!              ARMED (open): a timer task moves the breaker to half-open when the wait
+//!              is over, so rejections do not read the clock
 //! bits  4..14  half-open: probes outstanding      | transit: the target tag
 //! bits 14..24  half-open: probes completed
 //! bits 24..34  half-open: probes that failed
@@ -27,6 +29,8 @@ pub(crate) const DISABLED: u64 = 4;
 pub(crate) const TRANSIT: u64 = 5;
 
 pub(crate) const EVAL: u64 = 1 << 3;
+/// The same bit in an OPEN word: the automatic half-open timer is armed.
+pub(crate) const ARMED: u64 = 1 << 3;
 
 const FIELD_MASK: u64 = (1 << 10) - 1;
 /// The largest number of half-open probes the word can count.
