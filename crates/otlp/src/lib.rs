@@ -16,13 +16,23 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `core` | yes | [`core`]: OTLP types, protobuf and OTLP/JSON codecs, compression, limits, error classification, batching |
+//! | `resilience` | no | [`resilience`]: circuit breaker, rate limiter, retry, timeout, concurrency limits (`otlp-resilience`) |
+//! | `transport-http` | no | [`transport_http`]: OTLP/HTTP exporter, receiver and SDK exporters (`otlp-transport-http`) |
 //! | `full` | no | every feature |
 //!
-//! The resilience, degradation, transport and gateway crates are not built yet; their
-//! features will appear here as they land.
+//! The degradation, gRPC transport and gateway crates are not built yet; their features
+//! will appear here as they land.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 /// OTLP types, codecs, compression, limits, errors and batching (`otlp-core`).
 #[cfg(feature = "core")]
 pub use otlp_core as core;
+
+/// Resilience middleware as tower layers (`otlp-resilience`).
+#[cfg(feature = "resilience")]
+pub use otlp_resilience as resilience;
+
+/// OTLP/HTTP exporter, receiver and SDK exporters (`otlp-transport-http`).
+#[cfg(feature = "transport-http")]
+pub use otlp_transport_http as transport_http;
