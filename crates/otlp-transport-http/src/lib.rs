@@ -58,6 +58,8 @@ pub mod exporter;
 pub mod receiver;
 pub mod sdk;
 
-pub use exporter::{ExportFailure, FailureReason, HttpExporter, HttpExporterBuilder, HttpVersion, Protocol};
-pub use sdk::{LogsExporter, MetricsExporter, TraceExporter};
+pub use exporter::{
+    ExportFailure, FailureReason, HttpExporter, HttpExporterBuilder, HttpVersion, Protocol,
+};
 pub use receiver::{HttpReceiver, HttpReceiverConfig, OtlpHttpService, RunningReceiver, Sinks};
+pub use sdk::{LogsExporter, MetricsExporter, TraceExporter};
