@@ -40,7 +40,7 @@ fn batch(c: &mut Criterion) {
         b.iter_batched(
             || big.clone(),
             |payload| {
-                let mut batcher = Batcher::new(Signal::Traces, config.clone()).unwrap();
+                let mut batcher = Batcher::new(Signal::Traces, config).unwrap();
                 let out = batcher.push(payload).unwrap();
                 (out, batcher.flush())
             },
