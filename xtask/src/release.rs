@@ -37,7 +37,31 @@ pub(crate) fn run(ws: &Workspace) -> Result<(), Failure> {
     println!("release: manifests, READMEs and CHANGELOGs are in order");
 
     let mut runner = Runner::new(&ws.root, ws.target_dir.join("xtask"), Output::Echo, 0);
-    let publish = Step::cargo(["publish", "--workspace", "--dry-run", "--allow-dirty"]);
+    // The dry run verifies each crate against the others unpacked from a local registry.
+    // Cargo treats a registry crate's version as immutable, so artifacts built for our
+    // crates at the same version by an earlier run would be reused even though the code
+    // changed. Build in a target dir of its own and clean our crates out of it first.
+    let publish_target = ws.target_dir.join("xtask").join("publish");
+    let publish_target = publish_target.to_string_lossy().into_owned();
+    let _ = std::fs::remove_dir_all(ws.target_dir.join("package"));
+    let mut clean = vec!["clean".to_owned()];
+    for name in &publishable {
+        clean.push("-p".to_owned());
+        clean.push((*name).to_owned());
+    }
+    clean.push("--target-dir".to_owned());
+    clean.push(publish_target.clone());
+    if std::path::Path::new(&publish_target).exists() {
+        runner.run("publish-clean", &Step::cargo(clean))?;
+    }
+    let publish = Step::cargo([
+        "publish",
+        "--workspace",
+        "--dry-run",
+        "--allow-dirty",
+        "--target-dir",
+        &publish_target,
+    ]);
     let finished = runner.run("publish-dry-run", &publish)?;
     if !finished.success {
         return Err("cargo publish --workspace --dry-run failed"
