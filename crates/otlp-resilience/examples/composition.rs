@@ -154,7 +154,8 @@ async fn handle(
     let response = match control.next() {
         Mode::Ok => Response::new(Full::new(Bytes::new())),
         Mode::Slow => {
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            // Longer than the client's 300 ms attempt timeout; the client gives up first.
+            tokio::time::sleep(Duration::from_millis(600)).await;
             Response::new(Full::new(Bytes::new()))
         }
         Mode::Unavailable => status(StatusCode::SERVICE_UNAVAILABLE, Some("1")),
