@@ -993,13 +993,14 @@ async fn the_timer_task_ends_once_it_fired() {
 
 #[test]
 fn without_a_running_runtime_the_clock_decides() {
-    // No runtime means no paused time: real sleeps, kept short.
-    let wait = Duration::from_millis(30);
+    // No runtime means no paused time: real sleeps. The wait must outlast the trip and
+    // the first rejection check even on a loaded machine (30 ms was too short).
+    let wait = Duration::from_millis(100);
     // No runtime: the clock check.
     let b = auto(builder().wait_in_open(wait));
     trip(&b);
     assert_eq!(rejected(&b).state, BreakerState::Open);
-    std::thread::sleep(wait + Duration::from_millis(10));
+    std::thread::sleep(wait + Duration::from_millis(20));
     assert!(b.try_acquire().expect("probe").is_probe());
 
     // A runtime that never runs the timer keeps the breaker open; once it shuts down,
@@ -1013,7 +1014,7 @@ fn without_a_running_runtime_the_clock_decides() {
         let _context = runtime.enter();
         trip(&b);
     }
-    std::thread::sleep(wait + Duration::from_millis(10));
+    std::thread::sleep(wait + Duration::from_millis(20));
     assert_eq!(
         rejected(&b).state,
         BreakerState::Open,
