@@ -319,6 +319,22 @@ impl HttpReceiverConfig {
     pub fn shutdown_grace(&self) -> Duration {
         self.shutdown_grace
     }
+
+    /// The listener half of this configuration (address, connection limits, TLS,
+    /// timeouts), for serving this receiver's [`OtlpHttpService`](super::OtlpHttpService)
+    /// next to other services with [`serve`](super::serve).
+    pub fn listener(&self) -> super::ListenerConfig {
+        let mut listener = super::ListenerConfig::new(self.addr);
+        listener.listen_backlog = self.listen_backlog;
+        listener.max_connections = self.max_connections;
+        listener.connection_limit_policy = self.connection_limit_policy;
+        listener.tls = self.tls.clone();
+        listener.header_read_timeout = self.header_read_timeout;
+        listener.idle_timeout = self.idle_timeout;
+        listener.max_concurrent_streams = self.max_concurrent_streams;
+        listener.shutdown_grace = self.shutdown_grace;
+        listener
+    }
 }
 
 pub(crate) const fn signal_index(signal: Signal) -> usize {

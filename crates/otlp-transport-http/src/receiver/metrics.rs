@@ -144,8 +144,9 @@ impl ReceiverMetrics {
         }]
     }
 
-    /// One answered request.
-    pub(crate) fn record_response(&self, signal: Option<Signal>, outcome: Outcome, status: u16) {
+    /// One answered request: `status` is the HTTP status (an OTLP/gRPC receiver that
+    /// shares these counters records its gRPC code in its own counters instead).
+    pub fn record_response(&self, signal: Option<Signal>, outcome: Outcome, status: u16) {
         let c = self.counters(signal);
         c.outcomes[outcome.index()].fetch_add(1, Relaxed);
         match STATUSES.iter().position(|s| *s == status) {
@@ -154,42 +155,50 @@ impl ReceiverMetrics {
         };
     }
 
-    pub(crate) fn record_items(&self, signal: Signal, accepted: u64, refused: u64) {
+    /// Items the sink accepted and refused for one request.
+    pub fn record_items(&self, signal: Signal, accepted: u64, refused: u64) {
         let c = self.counters(Some(signal));
         c.items_accepted.fetch_add(accepted, Relaxed);
         c.items_refused.fetch_add(refused, Relaxed);
     }
 
-    pub(crate) fn record_bytes_received(&self, signal: Signal, bytes: usize) {
+    /// Bytes of one request body as they arrived on the wire.
+    pub fn record_bytes_received(&self, signal: Signal, bytes: usize) {
         self.counters(Some(signal))
             .bytes_received
             .fetch_add(bytes as u64, Relaxed);
     }
 
-    pub(crate) fn record_bytes_decompressed(&self, signal: Signal, bytes: usize) {
+    /// Bytes of one request body after decompression.
+    pub fn record_bytes_decompressed(&self, signal: Signal, bytes: usize) {
         self.counters(Some(signal))
             .bytes_decompressed
             .fetch_add(bytes as u64, Relaxed);
     }
 
-    pub(crate) fn connection_opened(&self) {
+    /// A connection was accepted.
+    pub fn connection_opened(&self) {
         self.connections_accepted.fetch_add(1, Relaxed);
         self.connections_active.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn connection_closed(&self) {
+    /// An accepted connection ended.
+    pub fn connection_closed(&self) {
         self.connections_active.fetch_sub(1, Relaxed);
     }
 
-    pub(crate) fn connection_closed_at_limit(&self) {
+    /// An accepted connection ended.
+    pub fn connection_closed_at_limit(&self) {
         self.connections_closed_at_limit.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn connection_idle_closed(&self) {
+    /// A connection was closed for idleness.
+    pub fn connection_idle_closed(&self) {
         self.connections_idle_closed.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn tls_handshake_failed(&self) {
+    /// A TLS handshake failed or timed out.
+    pub fn tls_handshake_failed(&self) {
         self.tls_handshake_failures.fetch_add(1, Relaxed);
     }
 }

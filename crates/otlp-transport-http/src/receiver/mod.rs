@@ -104,7 +104,8 @@ pub use metrics::{
 pub use reply::ResponseBody;
 pub use routes::Sinks;
 pub use server::{
-    BindError, HttpReceiver, RunningReceiver, ServeError, ShutdownHandle, ShutdownReport,
+    BindError, HttpReceiver, ListenerConfig, RunningReceiver, ServeError, ShutdownHandle,
+    ShutdownReport, serve, serve_with_shutdown,
 };
 pub use service::{OtlpHttpService, ResponseFuture};
 pub use tls::{PemSource, TlsConfig, TlsError};

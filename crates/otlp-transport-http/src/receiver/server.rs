@@ -27,7 +27,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use http::Request;
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -37,7 +40,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tower::Service;
+use tower::{Service, ServiceExt};
 
 use super::config::{ConnectionLimitPolicy, HttpReceiverConfig};
 use super::metrics::ReceiverMetrics;
@@ -92,68 +95,226 @@ impl HttpReceiver {
     async fn start(
         config: HttpReceiverConfig,
         sinks: Sinks,
-        signal: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
+        signal: Option<ShutdownSignal>,
     ) -> Result<RunningReceiver, BindError> {
         if sinks.is_empty() {
             return Err(BindError::NoSinks);
         }
-        let addr = config.addr;
-        let listener = listen(addr, config.listen_backlog)
-            .map_err(|source| BindError::Listen { addr, source })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| BindError::Listen { addr, source })?;
-
         let service = OtlpHttpService::new(&config, sinks);
         let metrics = service.metrics();
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(config.header_read_timeout)
-            .keep_alive(true);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .max_concurrent_streams(config.max_concurrent_streams);
-        let settings = Arc::new(ConnectionSettings {
-            builder,
-            service,
-            tls: config.tls.clone().map(TlsAcceptor::from),
-            header_read_timeout: config.header_read_timeout,
-            idle_timeout: config.idle_timeout,
-            metrics: metrics.clone(),
-        });
-
-        let (control, commands) = watch::channel(None);
-        let control = Arc::new(control);
-        if let Some(signal) = signal {
-            let control = control.clone();
-            let grace = config.shutdown_grace;
-            tokio::spawn(async move {
-                tokio::select! {
-                    () = signal => request_shutdown(&control, grace),
-                    // The receiver stopped some other way: stop waiting for the signal.
-                    () = control.closed() => {}
-                }
-            });
-        }
-        let task = tokio::spawn(accept_loop(
-            listener,
-            settings,
-            Arc::new(Semaphore::new(config.max_connections)),
-            config.connection_limit_policy,
-            commands,
-        ));
-        tracing::info!(%local_addr, tls = config.tls.is_some(), "OTLP/HTTP receiver listening");
-        Ok(RunningReceiver {
-            local_addr,
-            metrics,
-            control,
-            default_grace: config.shutdown_grace,
-            task: Some(task),
-        })
+        start(config.listener(), service, metrics, signal).await
     }
+}
+
+/// A future that starts a listener's shutdown when it completes.
+type ShutdownSignal = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// How a listener accepts and keeps connections: everything but the service it serves.
+/// Shared by the OTLP/HTTP receiver (built from [`HttpReceiverConfig`]) and by other
+/// receivers that serve their own tower service on the same kind of listener (the
+/// OTLP/gRPC receiver of `otlp-transport-grpc`), through [`serve`].
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ListenerConfig {
+    /// Address to listen on.
+    pub addr: SocketAddr,
+    /// Backlog of the listening socket.
+    pub listen_backlog: u32,
+    /// Connections open at once; see [`ConnectionLimitPolicy`] for what happens to more.
+    pub max_connections: usize,
+    /// What happens to connections beyond `max_connections`.
+    pub connection_limit_policy: ConnectionLimitPolicy,
+    /// TLS (rustls) for every connection, or plain TCP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The TLS handshake and the first request's headers must arrive within this.
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed gracefully.
+    pub idle_timeout: Duration,
+    /// HTTP/2 streams a client may open at once on one connection.
+    pub max_concurrent_streams: u32,
+    /// Serve HTTP/1.1 as well as HTTP/2 (`false`: HTTP/2 only, as gRPC needs).
+    pub http1: bool,
+    /// HTTP/2 keepalive: send a PING after this long without frames from the peer, and
+    /// close the connection if no answer comes within `http2_keepalive_timeout`.
+    /// `None`: no pings (idle connections are still closed after `idle_timeout`).
+    pub http2_keepalive_interval: Option<Duration>,
+    /// How long to wait for the answer to a keepalive PING.
+    pub http2_keepalive_timeout: Duration,
+    /// Grace period for in-flight requests when the listener is dropped.
+    pub shutdown_grace: Duration,
+    /// What the listener serves, for log lines: "OTLP/HTTP", "OTLP/gRPC".
+    pub name: &'static str,
+}
+
+impl ListenerConfig {
+    /// The OTLP/HTTP receiver's defaults for everything but the address.
+    pub fn new(addr: SocketAddr) -> ListenerConfig {
+        ListenerConfig {
+            addr,
+            listen_backlog: super::config::DEFAULT_LISTEN_BACKLOG,
+            max_connections: super::config::DEFAULT_MAX_CONNECTIONS,
+            connection_limit_policy: ConnectionLimitPolicy::default(),
+            tls: None,
+            header_read_timeout: super::config::DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: super::config::DEFAULT_IDLE_TIMEOUT,
+            max_concurrent_streams: super::config::DEFAULT_MAX_CONCURRENT_STREAMS,
+            http1: true,
+            http2_keepalive_interval: None,
+            http2_keepalive_timeout: Duration::from_secs(20),
+            shutdown_grace: super::config::DEFAULT_SHUTDOWN_GRACE,
+            name: "OTLP/HTTP",
+        }
+    }
+}
+
+impl fmt::Debug for ListenerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ListenerConfig")
+            .field("addr", &self.addr)
+            .field("listen_backlog", &self.listen_backlog)
+            .field("max_connections", &self.max_connections)
+            .field("connection_limit_policy", &self.connection_limit_policy)
+            .field("tls", &self.tls.is_some())
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_concurrent_streams", &self.max_concurrent_streams)
+            .field("http1", &self.http1)
+            .field("http2_keepalive_interval", &self.http2_keepalive_interval)
+            .field("http2_keepalive_timeout", &self.http2_keepalive_timeout)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// Listen as `config` says and serve `service` on every connection, with the same
+/// accept loop, connection limit, TLS, slow-client and idle handling and graceful
+/// shutdown as [`HttpReceiver`]. `metrics` receives the connection counters.
+///
+/// # Errors
+///
+/// [`BindError::Listen`] when the address cannot be listened on.
+pub async fn serve<S, B>(
+    config: ListenerConfig,
+    service: S,
+    metrics: Arc<ReceiverMetrics>,
+) -> Result<RunningReceiver, BindError>
+where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    start(config, service, metrics, None).await
+}
+
+/// Like [`serve`], and also shut down with `config.shutdown_grace` when `signal`
+/// completes.
+///
+/// # Errors
+///
+/// As [`serve`].
+pub async fn serve_with_shutdown<S, B, F>(
+    config: ListenerConfig,
+    service: S,
+    metrics: Arc<ReceiverMetrics>,
+    signal: F,
+) -> Result<RunningReceiver, BindError>
+where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    F: Future<Output = ()> + Send + 'static,
+{
+    start(config, service, metrics, Some(Box::pin(signal))).await
+}
+
+async fn start<S, B>(
+    config: ListenerConfig,
+    service: S,
+    metrics: Arc<ReceiverMetrics>,
+    signal: Option<ShutdownSignal>,
+) -> Result<RunningReceiver, BindError>
+where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let addr = config.addr;
+    let listener = listen(addr, config.listen_backlog)
+        .map_err(|source| BindError::Listen { addr, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| BindError::Listen { addr, source })?;
+
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .keep_alive_interval(config.http2_keepalive_interval)
+        .keep_alive_timeout(config.http2_keepalive_timeout);
+    if !config.http1 {
+        builder = builder.http2_only();
+    }
+    let settings = Arc::new(ConnectionSettings {
+        builder,
+        service,
+        tls: config.tls.clone().map(TlsAcceptor::from),
+        header_read_timeout: config.header_read_timeout,
+        idle_timeout: config.idle_timeout,
+        metrics: metrics.clone(),
+    });
+
+    let (control, commands) = watch::channel(None);
+    let control = Arc::new(control);
+    if let Some(signal) = signal {
+        let control = control.clone();
+        let grace = config.shutdown_grace;
+        tokio::spawn(async move {
+            tokio::select! {
+                () = signal => request_shutdown(&control, grace),
+                // The receiver stopped some other way: stop waiting for the signal.
+                () = control.closed() => {}
+            }
+        });
+    }
+    let name = config.name;
+    let task = tokio::spawn(accept_loop(
+        listener,
+        settings,
+        Arc::new(Semaphore::new(config.max_connections)),
+        config.connection_limit_policy,
+        commands,
+        name,
+    ));
+    tracing::info!(%local_addr, tls = config.tls.is_some(), "{name} receiver listening");
+    Ok(RunningReceiver {
+        local_addr,
+        metrics,
+        control,
+        default_grace: config.shutdown_grace,
+        task: Some(task),
+    })
 }
 
 fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
@@ -332,9 +493,9 @@ pub enum BindError {
 #[error("the receiver's accept loop failed: {0}; this is a bug, please report it")]
 pub struct ServeError(String);
 
-struct ConnectionSettings {
+struct ConnectionSettings<S> {
     builder: auto::Builder<TokioExecutor>,
-    service: OtlpHttpService,
+    service: S,
     tls: Option<TlsAcceptor>,
     header_read_timeout: Duration,
     idle_timeout: Duration,
@@ -354,13 +515,24 @@ async fn shutdown_requested(commands: &mut watch::Receiver<Option<Duration>>) ->
     }
 }
 
-async fn accept_loop(
+async fn accept_loop<S, B>(
     listener: TcpListener,
-    settings: Arc<ConnectionSettings>,
+    settings: Arc<ConnectionSettings<S>>,
     limit: Arc<Semaphore>,
     policy: ConnectionLimitPolicy,
     mut commands: watch::Receiver<Option<Duration>>,
-) -> ShutdownReport {
+    name: &'static str,
+) -> ShutdownReport
+where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let stop = CancellationToken::new();
     let mut connections = JoinSet::new();
     let grace = loop {
@@ -424,7 +596,7 @@ async fn accept_loop(
     tracing::info!(
         ?grace,
         open = connections.len(),
-        "OTLP/HTTP receiver shutting down"
+        "{name} receiver shutting down"
     );
     let deadline = Instant::now() + grace;
     let mut report = ShutdownReport::default();
@@ -444,7 +616,7 @@ async fn accept_loop(
             }
         }
     }
-    tracing::info!(?report, "OTLP/HTTP receiver stopped");
+    tracing::info!(?report, "{name} receiver stopped");
     report
 }
 
@@ -466,13 +638,22 @@ fn configure_accepted(stream: &TcpStream, peer: SocketAddr) {
     }
 }
 
-async fn serve_connection(
+async fn serve_connection<S, B>(
     stream: TcpStream,
     peer: SocketAddr,
-    settings: Arc<ConnectionSettings>,
+    settings: Arc<ConnectionSettings<S>>,
     stop: CancellationToken,
     permit: OwnedSemaphorePermit,
-) {
+) where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let _permit = permit;
     settings.metrics.connection_opened();
     let _active = ActiveConnection(settings.metrics.clone());
@@ -505,17 +686,28 @@ async fn serve_connection(
 
 /// Serve HTTP on `io` until the peer closes, the receiver shuts down or the connection
 /// idles out.
-async fn drive<I>(io: I, settings: &ConnectionSettings, stop: &CancellationToken, started: Instant)
-where
+async fn drive<I, S, B>(
+    io: I,
+    settings: &ConnectionSettings<S>,
+    stop: &CancellationToken,
+    started: Instant,
+) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let activity = Arc::new(Activity::new(started));
     let service = settings.service.clone();
     let tracked = activity.clone();
     let hyper_service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let in_flight = tracked.begin();
-        // Always ready: no poll_ready needed before call.
-        let response = service.clone().call(request);
+        let response = service.clone().oneshot(request);
         async move {
             let response = response.await;
             drop(in_flight);
