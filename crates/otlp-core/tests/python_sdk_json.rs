@@ -746,7 +746,8 @@ fn run_bounded(mut cmd: Command, timeout: Duration) -> Result<Output, String> {
             None if std::time::Instant::now() >= deadline => {
                 // The whole group: killing only the shell would leave pip holding our pipes.
                 let _ = Command::new("kill")
-                    .arg("-KILL")
+                    // `-s KILL --`: procps kill reads `-KILL -PGID` as `kill -1` (every process).
+                    .args(["-s", "KILL", "--"])
                     .arg(format!("-{}", child.id()))
                     .status();
                 let _ = child.kill();

@@ -137,7 +137,8 @@ impl Drop for Capture {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
             let _ = Command::new("kill")
-                .arg("-KILL")
+                // `-s KILL --`: procps kill reads `-KILL -PGID` as `kill -1` (every process).
+                .args(["-s", "KILL", "--"])
                 .arg(format!("-{}", self.child.id()))
                 .status();
             let _ = self.child.kill();

@@ -108,7 +108,8 @@ pub fn run_bounded(mut cmd: Command, timeout: Duration) -> Result<Output, String
             Some(status) => break status,
             None if std::time::Instant::now() >= deadline => {
                 let _ = Command::new("kill")
-                    .arg("-KILL")
+                    // `-s KILL --`: procps kill reads `-KILL -PGID` as `kill -1` (every process).
+                    .args(["-s", "KILL", "--"])
                     .arg(format!("-{}", child.id()))
                     .status();
                 let _ = child.kill();
