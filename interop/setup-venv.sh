@@ -5,6 +5,9 @@
 #   interop/setup-venv.sh proto   # SDK + official OTLP/HTTP protobuf exporter
 #   interop/setup-venv.sh json    # SDK + official OTLP/HTTP JSON exporter (own venv:
 #                                 # its pins conflict with the protobuf exporter's)
+#   interop/setup-venv.sh grpc    # SDK + official OTLP/gRPC exporter, grpcio and the
+#                                 # generated OTLP service classes (own venv: adding
+#                                 # grpcio to `proto` would rebuild that one)
 #
 # The venv lives in $OTLP_INTEROP_DIR/venv-KIND (default: ${CARGO_TARGET_DIR:-target}/interop).
 # It is rebuilt only when the requirements file, the Python version or this script's
@@ -22,14 +25,14 @@ set -euo pipefail
 RECIPE_VERSION=1
 
 usage() {
-    echo "usage: $0 proto|json" >&2
+    echo "usage: $0 proto|json|grpc" >&2
     exit 2
 }
 
 [ $# -eq 1 ] || usage
 kind=$1
 case "$kind" in
-    proto | json) ;;
+    proto | json | grpc) ;;
     *) usage ;;
 esac
 
