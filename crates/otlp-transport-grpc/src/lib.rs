@@ -1,12 +1,16 @@
 //! # otlp-transport-grpc
 //!
-//! The OTLP/gRPC exporter and receiver (tonic), with a pass-through codec that forwards encoded bytes without re-encoding.
-//!
-//! **Status: not built yet.** This crate is reserved in the workspace so that the
-//! dependency graph of the project design exists from the start; it exports nothing
-//! yet, on purpose, so nobody builds on a pretend implementation. The capability is
-//! tracked as issue 5 of the project.
-//!
-//! Planned modules: `exporter`, `receiver`, `codec`, `sdk`.
+//! The OTLP/gRPC exporter and receiver, built on tonic, with a pass-through codec
+//! ([`codec::BytesCodec`]) that forwards encoded bytes without decoding and re-encoding
+//! them.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+pub mod codec;
+pub mod exporter;
+pub mod receiver;
+pub mod sdk;
+
+pub use exporter::{ExportFailure, FailureReason, GrpcExporter, GrpcExporterBuilder};
+pub use receiver::{GrpcReceiver, GrpcReceiverConfig, OtlpGrpcService, RunningGrpcReceiver};
+pub use sdk::{LogsExporter, MetricsExporter, TraceExporter};

@@ -18,10 +18,11 @@
 //! | `core` | yes | [`core`]: OTLP types, protobuf and OTLP/JSON codecs, compression, limits, error classification, batching |
 //! | `resilience` | no | [`resilience`]: circuit breaker, rate limiter, retry, timeout, concurrency limits (`otlp-resilience`) |
 //! | `transport-http` | no | [`transport_http`]: OTLP/HTTP exporter, receiver and SDK exporters (`otlp-transport-http`) |
+//! | `transport-grpc` | no | [`transport_grpc`]: OTLP/gRPC exporter, receiver and SDK exporters (`otlp-transport-grpc`) |
 //! | `full` | no | every feature |
 //!
-//! The degradation, gRPC transport and gateway crates are not built yet; their features
-//! will appear here as they land.
+//! The degradation and gateway crates are not built yet; their features will appear
+//! here as they land.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
@@ -36,3 +37,7 @@ pub use otlp_resilience as resilience;
 /// OTLP/HTTP exporter, receiver and SDK exporters (`otlp-transport-http`).
 #[cfg(feature = "transport-http")]
 pub use otlp_transport_http as transport_http;
+
+/// OTLP/gRPC exporter, receiver and SDK exporters (`otlp-transport-grpc`).
+#[cfg(feature = "transport-grpc")]
+pub use otlp_transport_grpc as transport_grpc;

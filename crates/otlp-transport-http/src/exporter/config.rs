@@ -495,7 +495,14 @@ fn parse_url(key: &str, value: &str, append_for: Option<Signal>) -> Result<Url, 
     Ok(url)
 }
 
-fn read_pem(key: &str, source: &PemSource) -> Result<Pem, ConfigError> {
+/// Reads the PEM document `source` names (a file or bytes in memory); `key` names the
+/// setting it came from in errors (e.g. `OTEL_EXPORTER_OTLP_CERTIFICATE`). Public for the
+/// OTLP/gRPC exporter, which shares this TLS setup.
+///
+/// # Errors
+///
+/// [`ConfigError::ReadFile`] naming `key` and the path when the file cannot be read.
+pub fn read_pem(key: &str, source: &PemSource) -> Result<Pem, ConfigError> {
     let bytes = match source {
         PemSource::File(path) => std::fs::read(path).map_err(|source| ConfigError::ReadFile {
             key: key.to_owned(),
@@ -510,18 +517,33 @@ fn read_pem(key: &str, source: &PemSource) -> Result<Pem, ConfigError> {
     })
 }
 
-/// A PEM document and the setting it came from (for errors).
+/// A PEM document and the setting it came from (for errors). See [`read_pem`].
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub(crate) struct Pem {
-    pub(crate) bytes: Arc<[u8]>,
-    pub(crate) from: String,
+pub struct Pem {
+    /// The PEM text.
+    pub bytes: Arc<[u8]>,
+    /// The variable or builder method it came from.
+    pub from: String,
 }
 
-/// PEM documents for TLS, read from files or memory.
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub(crate) struct TlsMaterial {
-    pub(crate) ca: Option<Pem>,
-    pub(crate) client_identity: Option<(Pem, Pem)>,
+impl fmt::Debug for Pem {
+    /// The bytes are not printed: they may be a private key.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pem")
+            .field("from", &self.from)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// PEM documents for TLS, read from files or memory: the input of
+/// [`tls::client_config`](super::tls::client_config).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct TlsMaterial {
+    /// The CA certificate(s) to trust instead of the operating system's trust store.
+    pub ca: Option<Pem>,
+    /// The client certificate chain and private key, for mutual TLS.
+    pub client_identity: Option<(Pem, Pem)>,
 }
 
 /// The settings of one signal's requests after merging code, environment and defaults

@@ -70,7 +70,7 @@ mod client;
 pub mod config;
 pub mod env;
 mod error;
-mod tls;
+pub mod tls;
 
 use std::fmt;
 use std::sync::Arc;

@@ -15,8 +15,14 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use super::config::{HttpVersion, TlsMaterial};
 use super::error::ConfigError;
 
-/// The rustls configuration for `material`, offering the ALPN protocols `version` allows.
-pub(crate) fn client_config(
+/// The rustls configuration for `material`, offering the ALPN protocols `version` allows
+/// (`HttpVersion::Http2Only` offers `h2` alone, as gRPC needs). Public for the OTLP/gRPC
+/// exporter, which shares this TLS setup.
+///
+/// # Errors
+///
+/// [`ConfigError::Tls`] naming the setting whose PEM cannot be used.
+pub fn client_config(
     material: &TlsMaterial,
     version: HttpVersion,
 ) -> Result<ClientConfig, ConfigError> {

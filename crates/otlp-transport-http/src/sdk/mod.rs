@@ -70,7 +70,7 @@
 mod logs;
 mod metrics;
 mod trace;
-mod wire;
+pub mod wire;
 
 use std::future::Future;
 use std::sync::OnceLock;
@@ -109,8 +109,14 @@ impl ExportRuntime {
         }
     }
 
-    /// Runs `export` on this runtime and waits for it (from any thread or runtime).
-    async fn run<F>(&self, export: F) -> OTelSdkResult
+    /// Runs `export` on this runtime and waits for it (from any thread or runtime), and
+    /// maps its outcome to the SDK's result. Public for the OTLP/gRPC exporter's adapters.
+    ///
+    /// # Errors
+    ///
+    /// `AlreadyShutdown` when the exporter was shut down, `InternalFailure` with the
+    /// [`ExportFailure`] text otherwise.
+    pub async fn run<F>(&self, export: F) -> OTelSdkResult
     where
         F: Future<Output = Result<Accepted, ExportFailure>> + Send + 'static,
     {

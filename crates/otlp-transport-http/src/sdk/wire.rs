@@ -13,6 +13,8 @@
 //! map); the unit tests check it by decoding with `otlp_core`'s codec and comparing, and
 //! by comparing bytes.
 //! Metrics stay on `opentelemetry_proto::transform` (a periodic, small export).
+//!
+//! Public so the OTLP/gRPC exporter's SDK adapters write the same bytes.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -35,14 +37,15 @@ const IS_REMOTE: u32 = 0x200;
 
 /// The SDK resource, encoded once when the SDK hands it over (`set_resource`).
 #[derive(Debug, Default, Clone)]
-pub(crate) struct EncodedResource {
+pub struct EncodedResource {
     /// The fields of an `opentelemetry.proto.resource.v1.Resource` message.
     resource: Vec<u8>,
     schema_url: String,
 }
 
 impl EncodedResource {
-    pub(crate) fn new(resource: &Resource) -> EncodedResource {
+    /// Encodes `resource`'s attributes and keeps its schema URL.
+    pub fn new(resource: &Resource) -> EncodedResource {
         let mut buf = Vec::new();
         for (key, value) in resource.iter() {
             key_value(&mut buf, 1, key.as_str(), value);
@@ -56,7 +59,7 @@ impl EncodedResource {
 
 /// An `ExportTraceServiceRequest` holding `spans` under `resource`, grouped by
 /// instrumentation scope in order of first appearance.
-pub(crate) fn encode_spans(spans: &[SpanData], resource: &EncodedResource) -> Vec<u8> {
+pub fn encode_spans(spans: &[SpanData], resource: &EncodedResource) -> Vec<u8> {
     let mut buf = Vec::with_capacity(spans.len() * 320 + 256);
     // ResourceSpans
     message(&mut buf, 1, |buf| {
@@ -78,7 +81,7 @@ pub(crate) fn encode_spans(spans: &[SpanData], resource: &EncodedResource) -> Ve
 
 /// An `ExportLogsServiceRequest` holding the batch under `resource`, grouped by scope
 /// (a record's `target` replaces its scope's name, as `opentelemetry-otlp` does).
-pub(crate) fn encode_logs(batch: &LogBatch<'_>, resource: &EncodedResource) -> Vec<u8> {
+pub fn encode_logs(batch: &LogBatch<'_>, resource: &EncodedResource) -> Vec<u8> {
     let records: Vec<(&SdkLogRecord, &InstrumentationScope)> = batch.iter().collect();
     let mut buf = Vec::with_capacity(records.len() * 256 + 256);
     // ResourceLogs

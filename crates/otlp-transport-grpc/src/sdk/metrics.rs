@@ -1,0 +1,104 @@
+//! `opentelemetry_sdk::metrics::exporter::PushMetricExporter` over a [`GrpcExporter`].
+
+use std::time::Duration;
+
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::Temporality;
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use otlp_core::proto::collector::metrics::v1::ExportMetricsServiceRequest;
+use otlp_core::{Encoding, OtlpRequest, Signal, codec};
+
+use super::{Adapter, ExportRuntime};
+use crate::exporter::GrpcExporter;
+
+/// A `PushMetricExporter` for `SdkMeterProvider` (under a `PeriodicReader`), sending
+/// through a [`GrpcExporter`] (see the [module docs](super)).
+///
+/// The SDK's data is converted with `opentelemetry_proto::transform` and encoded by
+/// `otlp_core`'s codec.
+///
+/// ```
+/// use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
+/// use otlp_transport_grpc::exporter::GrpcExporter;
+/// use otlp_transport_grpc::sdk::MetricsExporter;
+///
+/// let exporter = GrpcExporter::builder().no_env().endpoint("http://127.0.0.1:4317").build()?;
+/// let metrics = MetricsExporter::new(exporter).with_temporality(Temporality::Delta);
+/// let provider = SdkMeterProvider::builder()
+///     .with_reader(PeriodicReader::builder(metrics).build())
+///     .build();
+/// # drop(provider);
+/// # Ok::<(), otlp_transport_grpc::exporter::ConfigError>(())
+/// ```
+#[derive(Debug)]
+pub struct MetricsExporter {
+    adapter: Adapter,
+    temporality: Temporality,
+}
+
+impl MetricsExporter {
+    /// Exports metrics through `exporter` with cumulative temporality (the SDK's
+    /// default), running calls on the background runtime.
+    pub fn new(exporter: GrpcExporter) -> MetricsExporter {
+        MetricsExporter {
+            adapter: Adapter::new(exporter),
+            temporality: Temporality::default(),
+        }
+    }
+
+    /// The temporality the SDK aggregates with for this exporter.
+    #[must_use]
+    pub fn with_temporality(mut self, temporality: Temporality) -> MetricsExporter {
+        self.temporality = temporality;
+        self
+    }
+
+    /// Runs calls on `runtime` instead.
+    #[must_use]
+    pub fn with_runtime(mut self, runtime: ExportRuntime) -> MetricsExporter {
+        self.adapter.runtime = runtime;
+        self
+    }
+
+    /// The exporter calls go through (for its settings and stats).
+    pub fn grpc_exporter(&self) -> &GrpcExporter {
+        &self.adapter.exporter
+    }
+}
+
+impl From<GrpcExporter> for MetricsExporter {
+    fn from(exporter: GrpcExporter) -> MetricsExporter {
+        MetricsExporter::new(exporter)
+    }
+}
+
+impl PushMetricExporter for MetricsExporter {
+    async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        self.adapter.check_open()?;
+        let request = ExportMetricsServiceRequest::from(metrics);
+        let items = request.item_count();
+        if items == 0 {
+            return Ok(());
+        }
+        let body = codec::encode(Encoding::Protobuf, &request);
+        drop(request);
+        let exporter = self.adapter.exporter.clone();
+        self.adapter
+            .runtime
+            .run(async move { exporter.send(Signal::Metrics, body, items).await })
+            .await
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        self.adapter.shutdown()
+    }
+
+    fn temporality(&self) -> Temporality {
+        self.temporality
+    }
+}
