@@ -11,7 +11,9 @@ opentelemetry.proto.collector.{trace,metrics,logs}.v1 `Export`, registered with 
 generated `add_*ServiceServicer_to_server` functions, so every request is decoded by
 the `*_pb2` classes before it reaches this script; a request they cannot decode is
 answered by grpcio itself (INTERNAL) and never stored. Compression: grpcio accepts
-`grpc-encoding` identity, gzip and deflate (not zstd: it answers UNIMPLEMENTED).
+`grpc-encoding` identity, gzip and deflate (not zstd: grpcio 1.85 answers INTERNAL).
+grpcio strips `grpc-encoding` from the metadata this script sees, so meta.json never
+shows whether a call was compressed.
 
 Each accepted request is re-serialized from the decoded message and written to
 DIR/<signal>.<n>.pb (signal = traces, metrics or logs; n = 1, 2, ... per signal in
