@@ -104,8 +104,8 @@ pub use metrics::{
 pub use reply::ResponseBody;
 pub use routes::Sinks;
 pub use server::{
-    BindError, HttpReceiver, ListenerConfig, RunningReceiver, ServeError, ShutdownHandle,
-    ShutdownReport, serve, serve_with_shutdown,
+    BindError, HttpReceiver, ListenerConfig, RunningReceiver, ServeBody, ServeError, ServeService,
+    ShutdownHandle, ShutdownReport, serve, serve_with_shutdown,
 };
 pub use service::{OtlpHttpService, ResponseFuture};
 pub use tls::{PemSource, TlsConfig, TlsError};

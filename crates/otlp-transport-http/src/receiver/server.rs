@@ -187,6 +187,47 @@ impl fmt::Debug for ListenerConfig {
     }
 }
 
+/// A tower service [`serve`] can run on every connection: takes hyper's requests, never
+/// fails (every problem is an answer), cloneable and shareable across connections.
+/// Implemented for every such service.
+pub trait ServeService<B>:
+    Service<Request<Incoming>, Response = Response<B>, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S, B> ServeService<B> for S where
+    S: Service<
+            Request<Incoming>,
+            Response = Response<B>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// A response body [`serve`] can send: `Bytes` frames, errors that box. Implemented for
+/// every such body.
+pub trait ServeBody:
+    http_body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+    + Send
+    + 'static
+{
+}
+
+impl<B> ServeBody for B where
+    B: http_body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + 'static
+{
+}
+
 /// Listen as `config` says and serve `service` on every connection, with the same
 /// accept loop, connection limit, TLS, slow-client and idle handling and graceful
 /// shutdown as [`HttpReceiver`]. `metrics` receives the connection counters.
@@ -200,14 +241,8 @@ pub async fn serve<S, B>(
     metrics: Arc<ReceiverMetrics>,
 ) -> Result<RunningReceiver, BindError>
 where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: ServeService<B>,
+    B: ServeBody,
 {
     start(config, service, metrics, None).await
 }
@@ -225,14 +260,8 @@ pub async fn serve_with_shutdown<S, B, F>(
     signal: F,
 ) -> Result<RunningReceiver, BindError>
 where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: ServeService<B>,
+    B: ServeBody,
     F: Future<Output = ()> + Send + 'static,
 {
     start(config, service, metrics, Some(Box::pin(signal))).await
@@ -245,18 +274,12 @@ async fn start<S, B>(
     signal: Option<ShutdownSignal>,
 ) -> Result<RunningReceiver, BindError>
 where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: ServeService<B>,
+    B: ServeBody,
 {
     let addr = config.addr;
-    let listener = listen(addr, config.listen_backlog)
-        .map_err(|source| BindError::Listen { addr, source })?;
+    let listener =
+        listen(addr, config.listen_backlog).map_err(|source| BindError::Listen { addr, source })?;
     let local_addr = listener
         .local_addr()
         .map_err(|source| BindError::Listen { addr, source })?;
@@ -524,14 +547,8 @@ async fn accept_loop<S, B>(
     name: &'static str,
 ) -> ShutdownReport
 where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: ServeService<B>,
+    B: ServeBody,
 {
     let stop = CancellationToken::new();
     let mut connections = JoinSet::new();
@@ -645,14 +662,8 @@ async fn serve_connection<S, B>(
     stop: CancellationToken,
     permit: OwnedSemaphorePermit,
 ) where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: ServeService<B>,
+    B: ServeBody,
 {
     let _permit = permit;
     settings.metrics.connection_opened();
@@ -693,14 +704,8 @@ async fn drive<I, S, B>(
     started: Instant,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: ServeService<B>,
+    B: ServeBody,
 {
     let activity = Arc::new(Activity::new(started));
     let service = settings.service.clone();
