@@ -25,6 +25,21 @@ impl Signal {
     /// Every signal, in a stable order.
     pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
 
+    /// The signal's position in [`Signal::ALL`], e.g. to index a per-signal array.
+    ///
+    /// ```
+    /// use otlp_core::Signal;
+    ///
+    /// assert!(Signal::ALL.iter().enumerate().all(|(i, s)| s.index() == i));
+    /// ```
+    pub const fn index(self) -> usize {
+        match self {
+            Signal::Traces => 0,
+            Signal::Metrics => 1,
+            Signal::Logs => 2,
+        }
+    }
+
     /// Lower-case name, as used in paths, file names and metric labels.
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -77,12 +77,12 @@ impl Upstream {
         tls: Option<Arc<rustls::ClientConfig>>,
         builder: &GrpcExporterBuilder,
     ) -> Result<Upstream, ConfigError> {
-        let user_agent = HeaderValue::from_str(&builder.user_agent).map_err(|_| {
+        let user_agent = HeaderValue::from_str(&builder.common.user_agent).map_err(|_| {
             ConfigError::InvalidUserAgent {
-                value: builder.user_agent.clone(),
+                value: builder.common.user_agent.clone(),
             }
         })?;
-        if let Some(breaker) = &builder.breaker {
+        if let Some(breaker) = &builder.common.breaker {
             // Checked once here, so building each backend's breaker later cannot fail.
             breaker
                 .clone()
@@ -110,13 +110,13 @@ impl Upstream {
             targets,
             tls,
             options: ChannelOptions {
-                connect_timeout: builder.connect_timeout,
+                connect_timeout: builder.common.connect_timeout,
                 keep_alive_interval: builder.keep_alive_interval,
                 keep_alive_timeout: builder.keep_alive_timeout,
                 keep_alive_while_idle: builder.keep_alive_while_idle,
                 user_agent,
             },
-            breaker: builder.breaker.clone(),
+            breaker: builder.common.breaker.clone(),
             resolver: Arc::clone(&builder.resolver),
             resolve_interval: builder.resolve_interval,
             pool: RwLock::new(Arc::from(Vec::new())),

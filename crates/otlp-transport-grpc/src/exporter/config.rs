@@ -59,13 +59,15 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderMap;
 use http::uri::Authority;
-use http::{HeaderMap, HeaderName, HeaderValue};
 use otlp_core::{Compression, Signal};
 use otlp_resilience::breaker::CircuitBreakerConfigBuilder;
 use otlp_resilience::retry::RetryPolicy;
-use otlp_transport_http::exporter::config::{Pem, TlsMaterial, read_pem};
-use otlp_transport_http::exporter::env::{self, EnvSource, NoEnv, ProcessEnv, Setting};
+use otlp_transport_http::exporter::config::{
+    CommonOptions, HeaderKind, RequestSettings, RetrySetting, TlsMaterial,
+};
+use otlp_transport_http::exporter::env::{EnvSource, NoEnv, Setting};
 
 use super::error::ConfigError;
 use super::resolve::{Resolve, SystemResolver};
@@ -76,9 +78,10 @@ use crate::exporter::PemSource;
 pub const DEFAULT_ENDPOINT: &str = "http://localhost:4317";
 /// Default per-call timeout: 10 s, the specification's default for
 /// `OTEL_EXPORTER_OTLP_TIMEOUT`.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_TIMEOUT: Duration = otlp_transport_http::exporter::DEFAULT_TIMEOUT;
 /// Default time allowed to open a connection (TCP and TLS handshake).
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration =
+    otlp_transport_http::exporter::DEFAULT_CONNECT_TIMEOUT;
 /// Default time to wait for a keepalive PING's answer before closing the connection.
 pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Default largest response message read: 4 MiB (gRPC's usual receive limit; an OTLP
@@ -87,61 +90,43 @@ pub const DEFAULT_MAX_DECODING_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 /// Default interval at which host names are resolved again.
 pub const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
 
-/// What to do about retries.
-#[derive(Debug, Clone)]
-pub(crate) enum RetrySetting {
-    Default,
-    Policy(RetryPolicy),
-    Disabled,
-}
-
 /// Builds a [`GrpcExporter`](super::GrpcExporter). See the [module docs](self) for the
 /// precedence of code and environment.
 pub struct GrpcExporterBuilder {
-    env: Box<dyn EnvSource>,
+    pub(crate) common: CommonOptions,
     endpoints: Option<Vec<String>>,
     signal_endpoints: [Option<String>; 3],
-    headers: Vec<(String, String)>,
-    timeout: Option<Duration>,
-    compression: Option<Compression>,
     insecure: Option<bool>,
-    ca: Option<PemSource>,
-    client_certificate: Option<PemSource>,
-    client_key: Option<PemSource>,
-    pub(crate) connect_timeout: Duration,
     pub(crate) keep_alive_interval: Option<Duration>,
     pub(crate) keep_alive_timeout: Duration,
     pub(crate) keep_alive_while_idle: bool,
     pub(crate) max_encoding_message_size: Option<usize>,
     pub(crate) max_decoding_message_size: usize,
-    pub(crate) user_agent: String,
-    pub(crate) retry: RetrySetting,
-    pub(crate) breaker: Option<CircuitBreakerConfigBuilder>,
     pub(crate) resolver: Arc<dyn Resolve>,
     pub(crate) resolve_interval: Option<Duration>,
-    pub(crate) name: Option<String>,
 }
 
 impl fmt::Debug for GrpcExporterBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let common = &self.common;
         f.debug_struct("GrpcExporterBuilder")
             .field("endpoints", &self.endpoints)
             .field("signal_endpoints", &self.signal_endpoints)
             // Header values may be credentials.
             .field(
                 "headers",
-                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+                &common.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
             )
-            .field("timeout", &self.timeout)
-            .field("compression", &self.compression)
+            .field("timeout", &common.timeout)
+            .field("compression", &common.compression)
             .field("insecure", &self.insecure)
-            .field("ca", &self.ca)
-            .field("client_certificate", &self.client_certificate)
-            .field("client_key", &self.client_key.as_ref().map(|_| "..."))
-            .field("connect_timeout", &self.connect_timeout)
+            .field("ca", &common.ca)
+            .field("client_certificate", &common.client_certificate)
+            .field("client_key", &common.client_key.as_ref().map(|_| "..."))
+            .field("connect_timeout", &common.connect_timeout)
             .field("keep_alive_interval", &self.keep_alive_interval)
-            .field("retry", &self.retry)
-            .field("breaker", &self.breaker)
+            .field("retry", &common.retry)
+            .field("breaker", &common.breaker)
             .field("resolve_interval", &self.resolve_interval)
             .finish_non_exhaustive()
     }
@@ -150,14 +135,6 @@ impl fmt::Debug for GrpcExporterBuilder {
 impl Default for GrpcExporterBuilder {
     fn default() -> Self {
         GrpcExporterBuilder::new()
-    }
-}
-
-const fn index(signal: Signal) -> usize {
-    match signal {
-        Signal::Traces => 0,
-        Signal::Metrics => 1,
-        Signal::Logs => 2,
     }
 }
 
@@ -176,43 +153,35 @@ impl GrpcExporterBuilder {
     /// The defaults, reading the process environment (as the OpenTelemetry SDKs'
     /// exporters do); use [`env`](Self::env) or [`no_env`](Self::no_env) to change that.
     pub fn new() -> GrpcExporterBuilder {
+        let mut common = CommonOptions::default();
+        // This crate's version, should it ever differ from the HTTP crate's.
+        common.user_agent = concat!("otlp-rust/", env!("CARGO_PKG_VERSION")).to_owned();
         GrpcExporterBuilder {
-            env: Box::new(ProcessEnv),
+            common,
             endpoints: None,
             signal_endpoints: [None, None, None],
-            headers: Vec::new(),
-            timeout: None,
-            compression: None,
             insecure: None,
-            ca: None,
-            client_certificate: None,
-            client_key: None,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             keep_alive_interval: None,
             keep_alive_timeout: DEFAULT_KEEP_ALIVE_TIMEOUT,
             keep_alive_while_idle: false,
             max_encoding_message_size: None,
             max_decoding_message_size: DEFAULT_MAX_DECODING_MESSAGE_SIZE,
-            user_agent: concat!("otlp-rust/", env!("CARGO_PKG_VERSION")).to_owned(),
-            retry: RetrySetting::Default,
-            breaker: Some(otlp_resilience::breaker::CircuitBreakerConfig::builder()),
             resolver: Arc::new(SystemResolver),
             resolve_interval: Some(DEFAULT_RESOLVE_INTERVAL),
-            name: None,
         }
     }
 
     /// The exporter's name in logs and `otlp_core::Exporter::name` (default: the traces
     /// endpoint).
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
+        self.common.name = Some(name.into());
         self
     }
 
     /// Read the `OTEL_EXPORTER_OTLP_*` variables from `source` instead of the process
     /// environment (a `HashMap` in tests).
     pub fn env(mut self, source: impl EnvSource + 'static) -> Self {
-        self.env = Box::new(source);
+        self.common.env = Box::new(source);
         self
     }
 
@@ -242,14 +211,14 @@ impl GrpcExporterBuilder {
 
     /// The endpoint for one signal, over [`endpoint`](Self::endpoint) and the environment.
     pub fn signal_endpoint(mut self, signal: Signal, url: impl Into<String>) -> Self {
-        self.signal_endpoints[index(signal)] = Some(url.into());
+        self.signal_endpoints[signal.index()] = Some(url.into());
         self
     }
 
     /// Sends this metadata entry with every call (added to the headers from the
     /// environment, replacing one of the same name). Checked by [`build`](Self::build).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
+        self.common.headers.push((name.into(), value.into()));
         self
     }
 
@@ -257,7 +226,7 @@ impl GrpcExporterBuilder {
     /// (`OTEL_EXPORTER_OTLP_TIMEOUT`); also sent to the server as `grpc-timeout`. A call
     /// that takes longer fails with `ExportError::Timeout` and is retried.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+        self.common.timeout = Some(timeout);
         self
     }
 
@@ -265,7 +234,7 @@ impl GrpcExporterBuilder {
     /// or none (deflate works too, though no OTLP exporter sends it). Responses
     /// compressed with any of them are accepted whatever this says.
     pub fn compression(mut self, compression: Compression) -> Self {
-        self.compression = Some(compression);
+        self.common.compression = Some(compression);
         self
     }
 
@@ -280,22 +249,22 @@ impl GrpcExporterBuilder {
     /// Trust only the CA certificate(s) in this PEM (`OTEL_EXPORTER_OTLP_CERTIFICATE`)
     /// instead of the operating system's trust store.
     pub fn ca_certificate(mut self, pem: PemSource) -> Self {
-        self.ca = Some(pem);
+        self.common.ca = Some(pem);
         self
     }
 
     /// Present this client certificate chain and key for mutual TLS
     /// (`OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`, `OTEL_EXPORTER_OTLP_CLIENT_KEY`).
     pub fn client_identity(mut self, certificate_chain: PemSource, private_key: PemSource) -> Self {
-        self.client_certificate = Some(certificate_chain);
-        self.client_key = Some(private_key);
+        self.common.client_certificate = Some(certificate_chain);
+        self.common.client_key = Some(private_key);
         self
     }
 
     /// How long opening a connection (TCP and TLS handshake) may take (default 10 s;
     /// also bounded by the call timeout).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.common.connect_timeout = timeout;
         self
     }
 
@@ -337,7 +306,7 @@ impl GrpcExporterBuilder {
 
     /// The `User-Agent` prefix (default `otlp-rust/VERSION`; tonic adds its own name).
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
-        self.user_agent = user_agent.into();
+        self.common.user_agent = user_agent.into();
         self
     }
 
@@ -345,14 +314,14 @@ impl GrpcExporterBuilder {
     /// 5 attempts, 1 s to 5 s jittered backoff, `RetryInfo` honoured up to 10 s, 30 s at
     /// most). Every signal shares it, and so its retry budget.
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.retry = RetrySetting::Policy(policy);
+        self.common.retry = RetrySetting::Policy(policy);
         self
     }
 
     /// Make each call once: retryable errors are returned to the caller (e.g. when an
     /// outer `otlp_resilience` stack or a durable queue retries).
     pub fn no_retry(mut self) -> Self {
-        self.retry = RetrySetting::Disabled;
+        self.common.retry = RetrySetting::Disabled;
         self
     }
 
@@ -360,13 +329,13 @@ impl GrpcExporterBuilder {
     /// after its URL and address (the name set here is replaced). Default:
     /// `CircuitBreakerConfig::default()`.
     pub fn circuit_breaker(mut self, config: CircuitBreakerConfigBuilder) -> Self {
-        self.breaker = Some(config);
+        self.common.breaker = Some(config);
         self
     }
 
     /// No circuit breakers.
     pub fn no_circuit_breaker(mut self) -> Self {
-        self.breaker = None;
+        self.common.breaker = None;
         self
     }
 
@@ -392,14 +361,11 @@ impl GrpcExporterBuilder {
     ///
     /// [`ConfigError`] naming the setting that cannot work.
     pub fn signal_settings(&self, signal: Signal) -> Result<SignalSettings, ConfigError> {
-        let env = self.env.as_ref();
-        let look = |setting| env::lookup(env, setting, signal);
-
         let insecure = match self.insecure {
             Some(insecure) => insecure,
             None => self.env_insecure(signal)?,
         };
-        let targets = match (&self.signal_endpoints[index(signal)], &self.endpoints) {
+        let targets = match (&self.signal_endpoints[signal.index()], &self.endpoints) {
             (Some(url), _) => vec![Target::parse("signal_endpoint()", url, insecure)?],
             (None, Some(urls)) => {
                 if urls.is_empty() {
@@ -414,7 +380,7 @@ impl GrpcExporterBuilder {
                     .map(|url| Target::parse(key, url, insecure))
                     .collect::<Result<Vec<_>, _>>()?
             }
-            (None, None) => match look(Setting::Endpoint) {
+            (None, None) => match self.common.lookup(Setting::Endpoint, signal) {
                 Some(v) => vec![Target::parse(v.var, &v.value, insecure)?],
                 None => vec![Target::parse(
                     "default endpoint",
@@ -423,53 +389,15 @@ impl GrpcExporterBuilder {
                 )?],
             },
         };
-
-        let mut headers = match look(Setting::Headers) {
-            Some(v) => env::parse_headers(v.var, &v.value)?,
-            None => HeaderMap::new(),
-        };
-        for (name, value) in &self.headers {
-            let invalid = |reason: &str| {
-                ConfigError::Setting(otlp_transport_http::exporter::ConfigError::InvalidHeader {
-                    key: "header()".to_owned(),
-                    entry: name.clone(),
-                    reason: reason.to_owned(),
-                })
-            };
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| invalid("not a valid metadata key"))?;
-            let value =
-                HeaderValue::from_str(value).map_err(|_| invalid("not a valid metadata value"))?;
-            headers.insert(name, value);
-        }
-
-        let timeout = match (self.timeout, look(Setting::Timeout)) {
-            (Some(t), _) => t,
-            (None, Some(v)) => env::parse_timeout(v.var, &v.value)?,
-            (None, None) => DEFAULT_TIMEOUT,
-        };
-        let compression = match (self.compression, look(Setting::Compression)) {
-            (Some(c), _) => c,
-            (None, Some(v)) => env::parse_compression(v.var, &v.value)?,
-            (None, None) => Compression::None,
-        };
-
-        let pem = |code: &Option<PemSource>, setting: Setting, method: &str| match (
-            code,
-            look(setting),
-        ) {
-            (Some(source), _) => read_pem(method, source).map(Some),
-            (None, Some(v)) => read_pem(v.var, &PemSource::file(v.value)).map(Some),
-            (None, None) => Ok(None),
-        };
-        let ca = pem(&self.ca, Setting::Certificate, "ca_certificate()")?;
-        let certificate = pem(
-            &self.client_certificate,
-            Setting::ClientCertificate,
-            "client_identity()",
-        )?;
-        let key = pem(&self.client_key, Setting::ClientKey, "client_identity()")?;
-        let client_identity = client_identity(signal, certificate, key)?;
+        let RequestSettings {
+            headers,
+            timeout,
+            compression,
+            ..
+        } = self
+            .common
+            .request_settings(signal, HeaderKind::GrpcMetadata)?;
+        let tls = self.common.tls_material(signal)?;
 
         Ok(SignalSettings {
             signal,
@@ -477,16 +405,13 @@ impl GrpcExporterBuilder {
             headers,
             timeout,
             compression,
-            tls: TlsMaterial {
-                ca,
-                client_identity,
-            },
+            tls,
         })
     }
 
     fn env_insecure(&self, signal: Signal) -> Result<bool, ConfigError> {
         for var in [insecure_var(signal), INSECURE_VAR] {
-            let Some(value) = self.env.var(var).filter(|v| !v.trim().is_empty()) else {
+            let Some(value) = self.common.env.var(var).filter(|v| !v.trim().is_empty()) else {
                 continue;
             };
             return match value.trim().to_ascii_lowercase().as_str() {
@@ -508,31 +433,6 @@ impl GrpcExporterBuilder {
     /// [`ConfigError`] naming the setting that cannot work.
     pub fn build(self) -> Result<super::GrpcExporter, ConfigError> {
         super::GrpcExporter::from_builder(self)
-    }
-}
-
-fn client_identity(
-    signal: Signal,
-    certificate: Option<Pem>,
-    key: Option<Pem>,
-) -> Result<Option<(Pem, Pem)>, ConfigError> {
-    let tls = |setting: Setting, reason: &str| {
-        ConfigError::Setting(otlp_transport_http::exporter::ConfigError::Tls {
-            key: setting.signal_var(signal).to_owned(),
-            reason: reason.to_owned(),
-        })
-    };
-    match (certificate, key) {
-        (Some(c), Some(k)) => Ok(Some((c, k))),
-        (None, None) => Ok(None),
-        (Some(_), None) => Err(tls(
-            Setting::ClientKey,
-            "a client certificate is set but no client key; set both or neither",
-        )),
-        (None, Some(_)) => Err(tls(
-            Setting::ClientCertificate,
-            "a client key is set but no client certificate; set both or neither",
-        )),
     }
 }
 

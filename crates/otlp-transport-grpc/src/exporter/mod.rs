@@ -104,9 +104,8 @@ pub mod resolve;
 mod status_guard;
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use bytes::Bytes;
 use otlp_core::proto::collector::logs::v1::ExportLogsServiceRequest;
@@ -116,9 +115,10 @@ use otlp_core::sink::{Accepted, BoxFuture};
 use otlp_core::{ExportError, Exporter, OtlpRequest, Payload, Signal};
 use otlp_resilience::breaker::BreakerError;
 use otlp_resilience::classify::{Classify, OtlpClassifier};
-use otlp_resilience::retry::{RetryError, RetryPolicy};
+use otlp_resilience::retry::RetryPolicy;
 use otlp_transport_http::exporter::HttpVersion;
 use otlp_transport_http::exporter::config::TlsMaterial;
+use otlp_transport_http::exporter::outcome::{AttemptFailure, ExportCounters, GaveUp};
 
 pub use balance::EndpointStatus;
 pub use config::{
@@ -133,7 +133,7 @@ pub use resolve::{Resolve, SystemResolver};
 
 use balance::Upstream;
 use call::CallSettings;
-use config::{RetrySetting, Target};
+use config::Target;
 
 /// The name of the default retry policy (the `name` attribute of its metrics).
 pub const DEFAULT_RETRY_NAME: &str = "otlp-grpc-exporter";
@@ -151,7 +151,7 @@ struct Inner {
     name: String,
     routes: [Route; 3],
     retry: Option<RetryPolicy>,
-    counters: Counters,
+    counters: ExportCounters,
     shut_down: AtomicBool,
 }
 
@@ -172,14 +172,6 @@ impl fmt::Debug for GrpcExporter {
             .field("retry", &self.inner.retry)
             .field("shut_down", &self.is_shut_down())
             .finish()
-    }
-}
-
-const fn index(signal: Signal) -> usize {
-    match signal {
-        Signal::Traces => 0,
-        Signal::Metrics => 1,
-        Signal::Logs => 2,
     }
 }
 
@@ -236,15 +228,12 @@ impl GrpcExporter {
                 max_encoding_message_size: builder.max_encoding_message_size,
             });
         }
-        let retry = match &builder.retry {
-            RetrySetting::Default => Some(RetryPolicy::builder().name(DEFAULT_RETRY_NAME).build()),
-            RetrySetting::Policy(policy) => Some(policy.clone()),
-            RetrySetting::Disabled => None,
-        };
+        let retry = builder.common.retry.policy(DEFAULT_RETRY_NAME);
         let Ok(routes) = <[Route; 3]>::try_from(routes) else {
             unreachable!("one route per signal");
         };
         let name = builder
+            .common
             .name
             .clone()
             .unwrap_or_else(|| routes[0].upstream.name.to_string());
@@ -253,14 +242,14 @@ impl GrpcExporter {
                 name,
                 routes,
                 retry,
-                counters: Counters::default(),
+                counters: ExportCounters::default(),
                 shut_down: AtomicBool::new(false),
             }),
         })
     }
 
     fn route(&self, signal: Signal) -> &Route {
-        &self.inner.routes[index(signal)]
+        &self.inner.routes[signal.index()]
     }
 
     /// The settings `signal`'s calls use (endpoints, metadata, timeout, ...).
@@ -296,7 +285,16 @@ impl GrpcExporter {
 
     /// Counters since the exporter was built.
     pub fn stats(&self) -> ExporterStats {
-        self.inner.counters.snapshot()
+        let shared = self.inner.counters.snapshot();
+        ExporterStats {
+            requests: shared.requests,
+            exports: shared.exports,
+            failed_exports: shared.failed_exports,
+            partial_successes: shared.partial_successes,
+            items_accepted: shared.items_accepted,
+            items_rejected: shared.items_rejected,
+            items_failed: shared.items_failed,
+        }
     }
 
     /// Export a traces request.
@@ -407,29 +405,25 @@ impl GrpcExporter {
         let tried = Mutex::new(Vec::new());
         let attempt = || self.attempt(route, body.clone(), &attempts, &tried);
         let outcome = match &self.inner.retry {
-            Some(policy) => policy.run(attempt).await.map_err(gave_up),
-            None => attempt().await.map_err(|e| {
-                let (reason, error, after) = from_attempt(e);
-                (reason.unwrap_or_else(|| not_retried(&error)), error, after)
-            }),
+            Some(policy) => policy
+                .run(attempt)
+                .await
+                .map_err(|e| GaveUp::from_retry(e, from_attempt)),
+            None => attempt()
+                .await
+                .map_err(|e| GaveUp::without_retry(from_attempt(e))),
         };
         let attempts = attempts.load(Ordering::Relaxed);
-        let counters = &self.inner.counters;
-        counters.exports.fetch_add(1, Ordering::Relaxed);
-        match outcome {
+        let result = self.inner.counters.finish(
+            signal,
+            items,
+            Arc::clone(&route.upstream.name),
+            attempts,
+            outcome,
+        );
+        match &result {
             Ok(accepted) => {
-                let rejected = accepted
-                    .partial_success
-                    .as_ref()
-                    .map_or(0, |p| p.rejected.min(items));
-                counters
-                    .items_accepted
-                    .fetch_add(items - rejected, Ordering::Relaxed);
                 if let Some(partial) = &accepted.partial_success {
-                    counters.partial_successes.fetch_add(1, Ordering::Relaxed);
-                    counters
-                        .items_rejected
-                        .fetch_add(rejected, Ordering::Relaxed);
                     tracing::warn!(
                         exporter = %self.inner.name,
                         endpoint = %route.upstream.name,
@@ -443,17 +437,10 @@ impl GrpcExporter {
                         partial.message,
                     );
                 }
-                Ok(accepted)
             }
-            Err((reason, error, retry_after)) => {
-                let mut failure = self.failure(route, items, attempts, reason, error);
-                if retry_after.is_some() {
-                    failure = failure.with_retry_after(retry_after);
-                }
-                tracing::debug!(exporter = %self.inner.name, "{failure}");
-                Err(failure)
-            }
+            Err(failure) => tracing::debug!(exporter = %self.inner.name, "{failure}"),
         }
+        result
     }
 
     /// One attempt: pick a backend whose breaker admits the call, make the call, report
@@ -489,7 +476,7 @@ impl GrpcExporter {
             }
         };
         attempts.fetch_add(1, Ordering::Relaxed);
-        self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
+        self.inner.counters.count_request();
         let result = backend.call(&route.call, body).await;
         if let Some(permit) = permit {
             permit.complete(OtlpClassifier.classify(&result));
@@ -508,10 +495,7 @@ impl GrpcExporter {
         reason: FailureReason,
         error: ExportError,
     ) -> ExportFailure {
-        let counters = &self.inner.counters;
-        counters.failed_exports.fetch_add(1, Ordering::Relaxed);
-        counters.items_failed.fetch_add(items, Ordering::Relaxed);
-        ExportFailure::new(
+        self.inner.counters.failure(
             route.settings.signal(),
             items,
             Arc::clone(&route.upstream.name),
@@ -522,70 +506,12 @@ impl GrpcExporter {
     }
 }
 
-/// Why a call that was not retried failed.
-fn not_retried(error: &ExportError) -> FailureReason {
-    match error {
-        ExportError::Shutdown => FailureReason::Shutdown,
-        e if e.is_retryable() => FailureReason::RetryDisabled,
-        _ => FailureReason::NotRetryable,
-    }
-}
-
 /// What an attempt's error means: every breaker refusing becomes a retryable transport
 /// error saying so (nothing was sent), with when the first breaker lets probes through.
-fn from_attempt(
-    error: BreakerError<ExportError>,
-) -> (Option<FailureReason>, ExportError, Option<Duration>) {
-    match error {
-        BreakerError::Open(open) => (
-            Some(FailureReason::CircuitOpen),
-            ExportError::Transport(format!(
-                "nothing sent: the circuit breaker of every address is open ({open})"
-            )),
-            open.retry_after(),
-        ),
-        BreakerError::Inner(error) => (None, error, None),
-    }
-}
-
-/// Why the retry policy gave up, with the last error; an open breaker wins over the
-/// policy's reason.
-fn gave_up(
-    error: RetryError<BreakerError<ExportError>>,
-) -> (FailureReason, ExportError, Option<Duration>) {
-    let (policy_reason, last, requested) = match error {
-        RetryError::NotRetryable(last) => (FailureReason::NotRetryable, last, None),
-        RetryError::Exhausted { last, .. } => (FailureReason::AttemptsExhausted, last, None),
-        RetryError::BudgetExhausted { last, .. } => {
-            (FailureReason::RetryBudgetExhausted, last, None)
-        }
-        RetryError::Timeout {
-            last: Some(last), ..
-        } => (FailureReason::TimeLimit, last, None),
-        // Every attempt was cut short by the policy's own attempt timeout.
-        RetryError::Timeout {
-            last: None,
-            elapsed,
-            ..
-        } => {
-            return (
-                FailureReason::TimeLimit,
-                ExportError::Timeout(elapsed),
-                None,
-            );
-        }
-        RetryError::ServerDelayTooLong {
-            requested, last, ..
-        } => (FailureReason::ServerDelayTooLong, last, Some(requested)),
-    };
-    let (inner_reason, error, inner_after) = from_attempt(last);
-    let reason = match (inner_reason, policy_reason) {
-        (_, FailureReason::NotRetryable) => FailureReason::NotRetryable,
-        (Some(inner), _) => inner,
-        (None, policy) => policy,
-    };
-    let after = inner_after.or(requested).or_else(|| error.retry_delay());
-    (reason, error, after)
+fn from_attempt(error: BreakerError<ExportError>) -> AttemptFailure {
+    AttemptFailure::breaker(error, |open| {
+        format!("nothing sent: the circuit breaker of every address is open ({open})")
+    })
 }
 
 impl Exporter for GrpcExporter {
@@ -605,32 +531,6 @@ impl Exporter for GrpcExporter {
     fn shutdown(&self) -> BoxFuture<'_, Result<(), ExportError>> {
         self.shutdown_now();
         Box::pin(async { Ok(()) })
-    }
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    requests: AtomicU64,
-    exports: AtomicU64,
-    failed_exports: AtomicU64,
-    partial_successes: AtomicU64,
-    items_accepted: AtomicU64,
-    items_rejected: AtomicU64,
-    items_failed: AtomicU64,
-}
-
-impl Counters {
-    fn snapshot(&self) -> ExporterStats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        ExporterStats {
-            requests: get(&self.requests),
-            exports: get(&self.exports),
-            failed_exports: get(&self.failed_exports),
-            partial_successes: get(&self.partial_successes),
-            items_accepted: get(&self.items_accepted),
-            items_rejected: get(&self.items_rejected),
-            items_failed: get(&self.items_failed),
-        }
     }
 }
 

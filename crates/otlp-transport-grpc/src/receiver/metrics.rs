@@ -25,7 +25,7 @@ struct SignalCounters {
 
 impl SignalCounters {
     fn snapshot(&self) -> GrpcSignalSnapshot {
-        let outcome = |o: Outcome| self.outcomes[outcome_index(o)].load(Relaxed);
+        let outcome = |o: Outcome| self.outcomes[o.index()].load(Relaxed);
         GrpcSignalSnapshot {
             accepted: outcome(Outcome::Accepted),
             partially_accepted: outcome(Outcome::PartiallyAccepted),
@@ -43,15 +43,6 @@ impl SignalCounters {
             bytes_received: self.bytes_received.load(Relaxed),
             bytes_decompressed: self.bytes_decompressed.load(Relaxed),
         }
-    }
-}
-
-const fn outcome_index(outcome: Outcome) -> usize {
-    match outcome {
-        Outcome::Accepted => 0,
-        Outcome::PartiallyAccepted => 1,
-        Outcome::Refused => 2,
-        Outcome::Rejected => 3,
     }
 }
 
@@ -88,18 +79,14 @@ impl GrpcReceiverMetrics {
     }
 
     fn counters(&self, signal: Option<Signal>) -> &SignalCounters {
-        &self.signals[match signal {
-            Some(Signal::Traces) => 0,
-            Some(Signal::Metrics) => 1,
-            Some(Signal::Logs) => 2,
-            None => 3,
-        }]
+        // The slot after the signals' holds what named no signal.
+        &self.signals[signal.map_or(Signal::ALL.len(), Signal::index)]
     }
 
     /// One answered call and its gRPC status code.
     pub fn record_response(&self, signal: Option<Signal>, outcome: Outcome, code: GrpcCode) {
         let c = self.counters(signal);
-        c.outcomes[outcome_index(outcome)].fetch_add(1, Relaxed);
+        c.outcomes[outcome.index()].fetch_add(1, Relaxed);
         // GrpcCode's discriminants are its numeric values, 0..=16.
         c.codes[(code as usize).min(CODES - 1)].fetch_add(1, Relaxed);
     }

@@ -9,7 +9,7 @@ use opentelemetry_sdk::logs::{LogBatch, LogExporter};
 use otlp_core::Signal;
 use otlp_transport_http::sdk::wire::{self, EncodedResource};
 
-use super::{Adapter, ExportRuntime};
+use super::{Adapter, ExportRuntime, Sender};
 use crate::exporter::GrpcExporter;
 
 /// A `LogExporter` for `SdkLoggerProvider`, sending through a [`GrpcExporter`] (see the
@@ -37,7 +37,7 @@ impl LogsExporter {
     /// Exports log records through `exporter`, running calls on the background runtime.
     pub fn new(exporter: GrpcExporter) -> LogsExporter {
         LogsExporter {
-            adapter: Adapter::new(exporter),
+            adapter: Adapter::new(Sender(exporter)),
             encoded: EncodedResource::default(),
         }
     }
@@ -51,7 +51,7 @@ impl LogsExporter {
 
     /// The exporter calls go through (for its settings and stats).
     pub fn grpc_exporter(&self) -> &GrpcExporter {
-        &self.adapter.exporter
+        &self.adapter.exporter.0
     }
 }
 
@@ -63,16 +63,12 @@ impl From<GrpcExporter> for LogsExporter {
 
 impl LogExporter for LogsExporter {
     async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
-        self.adapter.check_open()?;
         let items = batch.iter().count() as u64;
-        if items == 0 {
-            return Ok(());
-        }
-        let body = Bytes::from(wire::encode_logs(&batch, &self.encoded));
-        let exporter = self.adapter.exporter.clone();
+        let encoded = &self.encoded;
         self.adapter
-            .runtime
-            .run(async move { exporter.send(Signal::Logs, body, items).await })
+            .export(Signal::Logs, items, move || {
+                Bytes::from(wire::encode_logs(&batch, encoded))
+            })
             .await
     }
 

@@ -9,7 +9,7 @@ use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use otlp_core::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use otlp_core::{Encoding, OtlpRequest, Signal, codec};
 
-use super::{Adapter, ExportRuntime};
+use super::{Adapter, ExportRuntime, Sender};
 use crate::exporter::GrpcExporter;
 
 /// A `PushMetricExporter` for `SdkMeterProvider` (under a `PeriodicReader`), sending
@@ -42,7 +42,7 @@ impl MetricsExporter {
     /// default), running calls on the background runtime.
     pub fn new(exporter: GrpcExporter) -> MetricsExporter {
         MetricsExporter {
-            adapter: Adapter::new(exporter),
+            adapter: Adapter::new(Sender(exporter)),
             temporality: Temporality::default(),
         }
     }
@@ -63,7 +63,7 @@ impl MetricsExporter {
 
     /// The exporter calls go through (for its settings and stats).
     pub fn grpc_exporter(&self) -> &GrpcExporter {
-        &self.adapter.exporter
+        &self.adapter.exporter.0
     }
 }
 
@@ -75,18 +75,14 @@ impl From<GrpcExporter> for MetricsExporter {
 
 impl PushMetricExporter for MetricsExporter {
     async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        // Before converting: a shut-down adapter does no work.
         self.adapter.check_open()?;
         let request = ExportMetricsServiceRequest::from(metrics);
         let items = request.item_count();
-        if items == 0 {
-            return Ok(());
-        }
-        let body = codec::encode(Encoding::Protobuf, &request);
-        drop(request);
-        let exporter = self.adapter.exporter.clone();
         self.adapter
-            .runtime
-            .run(async move { exporter.send(Signal::Metrics, body, items).await })
+            .export(Signal::Metrics, items, move || {
+                codec::encode(Encoding::Protobuf, &request)
+            })
             .await
     }
 

@@ -60,55 +60,51 @@
 //!
 //! A partial success is a success for the SDK (`Ok`), logged at `warn` with the counts
 //! and counted in [`GrpcExporter::stats`]. A failed export is
-//! `OTelSdkError::InternalFailure` with the [`ExportFailure`](crate::exporter::ExportFailure)
-//! text (items, endpoint, attempts, status, server message). Shutting an adapter down
-//! stops only that adapter, not the shared [`GrpcExporter`].
+//! `OTelSdkError::InternalFailure` with the [`ExportFailure`] text (items, endpoint,
+//! attempts, status, server message). Shutting an adapter down stops only that adapter,
+//! not the shared [`GrpcExporter`].
 
 mod logs;
 mod metrics;
 mod trace;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::fmt;
+use std::future::Future;
 
-use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use bytes::Bytes;
+use otlp_core::Signal;
+use otlp_core::sink::Accepted;
+use otlp_transport_http::sdk::SendEncoded;
 
 pub use logs::LogsExporter;
 pub use metrics::MetricsExporter;
 pub use otlp_transport_http::sdk::ExportRuntime;
 pub use trace::TraceExporter;
 
-use crate::exporter::GrpcExporter;
+use crate::exporter::{ExportFailure, GrpcExporter};
 
-/// What the adapters share: the exporter, where calls run, and their own shutdown.
-#[derive(Debug)]
-struct Adapter {
-    exporter: GrpcExporter,
-    runtime: ExportRuntime,
-    shut_down: AtomicBool,
+/// What the adapters share (the exporter, where calls run, their own shutdown): the
+/// OTLP/HTTP adapters' state, over a [`GrpcExporter`].
+type Adapter = otlp_transport_http::sdk::Adapter<Sender>;
+
+/// The [`GrpcExporter`] as the shared adapter sends through it (a wrapper, so the
+/// exporter's own API stays as it is).
+#[derive(Clone)]
+struct Sender(GrpcExporter);
+
+impl fmt::Debug for Sender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
-impl Adapter {
-    fn new(exporter: GrpcExporter) -> Adapter {
-        Adapter {
-            exporter,
-            runtime: ExportRuntime::default(),
-            shut_down: AtomicBool::new(false),
-        }
-    }
-
-    fn check_open(&self) -> OTelSdkResult {
-        if self.shut_down.load(Ordering::Acquire) {
-            Err(OTelSdkError::AlreadyShutdown)
-        } else {
-            Ok(())
-        }
-    }
-
-    fn shutdown(&self) -> OTelSdkResult {
-        if self.shut_down.swap(true, Ordering::AcqRel) {
-            Err(OTelSdkError::AlreadyShutdown)
-        } else {
-            Ok(())
-        }
+impl SendEncoded for Sender {
+    fn send_encoded(
+        &self,
+        signal: Signal,
+        body: Bytes,
+        items: u64,
+    ) -> impl Future<Output = Result<Accepted, ExportFailure>> + Send {
+        self.0.send(signal, body, items)
     }
 }

@@ -9,7 +9,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use otlp_core::Signal;
 use otlp_transport_http::sdk::wire::{self, EncodedResource};
 
-use super::{Adapter, ExportRuntime};
+use super::{Adapter, ExportRuntime, Sender};
 use crate::exporter::GrpcExporter;
 
 /// A `SpanExporter` for `SdkTracerProvider`, sending through a [`GrpcExporter`] (see the
@@ -37,7 +37,7 @@ impl TraceExporter {
     /// Exports spans through `exporter`, running calls on the background runtime.
     pub fn new(exporter: GrpcExporter) -> TraceExporter {
         TraceExporter {
-            adapter: Adapter::new(exporter),
+            adapter: Adapter::new(Sender(exporter)),
             encoded: EncodedResource::default(),
         }
     }
@@ -51,7 +51,7 @@ impl TraceExporter {
 
     /// The exporter calls go through (for its settings and stats).
     pub fn grpc_exporter(&self) -> &GrpcExporter {
-        &self.adapter.exporter
+        &self.adapter.exporter.0
     }
 }
 
@@ -63,17 +63,12 @@ impl From<GrpcExporter> for TraceExporter {
 
 impl SpanExporter for TraceExporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        self.adapter.check_open()?;
-        if batch.is_empty() {
-            return Ok(());
-        }
         let items = batch.len() as u64;
-        let body = Bytes::from(wire::encode_spans(&batch, &self.encoded));
-        drop(batch);
-        let exporter = self.adapter.exporter.clone();
+        let encoded = &self.encoded;
         self.adapter
-            .runtime
-            .run(async move { exporter.send(Signal::Traces, body, items).await })
+            .export(Signal::Traces, items, move || {
+                Bytes::from(wire::encode_spans(&batch, encoded))
+            })
             .await
     }
 

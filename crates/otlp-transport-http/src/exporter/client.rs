@@ -61,12 +61,13 @@ impl Route {
                 HeaderValue::from_static(settings.compression().as_str()),
             );
         }
-        let agent =
-            HeaderValue::from_str(&builder.user_agent).map_err(|_| ConfigError::InvalidHeader {
+        let agent = HeaderValue::from_str(&builder.common.user_agent).map_err(|_| {
+            ConfigError::InvalidHeader {
                 key: "user_agent()".to_owned(),
-                entry: builder.user_agent.clone(),
+                entry: builder.common.user_agent.clone(),
                 reason: "not a valid HTTP header value".to_owned(),
-            })?;
+            }
+        })?;
         headers.insert(USER_AGENT, agent);
         Ok(Route {
             endpoint: Arc::from(settings.endpoint()),
@@ -154,7 +155,7 @@ pub(crate) fn build_client(
         .tls_backend_preconfigured(tls)
         // The design's known trap: without it, HTTP/2 requests wait on delayed ACKs.
         .tcp_nodelay(true)
-        .connect_timeout(builder.connect_timeout)
+        .connect_timeout(builder.common.connect_timeout)
         .pool_idle_timeout(builder.pool_idle_timeout)
         .pool_max_idle_per_host(builder.pool_max_idle_per_host)
         // A redirected POST may turn into a GET (301, 302, 303): surface redirects as the

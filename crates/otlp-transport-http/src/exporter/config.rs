@@ -118,55 +118,145 @@ pub enum HttpVersion {
     Http2Only,
 }
 
-/// What to do about retries.
-#[derive(Debug, Clone)]
-pub(crate) enum RetrySetting {
+/// What an exporter does about retries.
+#[derive(Debug, Clone, Default)]
+pub enum RetrySetting {
+    /// The default policy: `RetryPolicy::builder()` with the exporter's name for it.
+    #[default]
     Default,
+    /// This policy.
     Policy(RetryPolicy),
+    /// Each request is sent once.
     Disabled,
 }
 
-/// Builds an [`HttpExporter`](super::HttpExporter). See the [module docs](self) for
-/// the precedence of code and environment.
-pub struct HttpExporterBuilder {
-    pub(crate) env: Box<dyn EnvSource>,
-    endpoint: Option<String>,
-    signal_endpoints: [Option<String>; 3],
-    headers: Vec<(String, String)>,
-    timeout: Option<Duration>,
-    compression: Option<Compression>,
-    protocol: Option<Protocol>,
-    ca: Option<PemSource>,
-    client_certificate: Option<PemSource>,
-    client_key: Option<PemSource>,
-    pub(crate) http_version: HttpVersion,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) pool_idle_timeout: Duration,
-    pub(crate) pool_max_idle_per_host: usize,
-    pub(crate) user_agent: String,
-    pub(crate) retry: RetrySetting,
-    pub(crate) breaker: Option<CircuitBreakerConfigBuilder>,
-    pub(crate) max_response_bytes: usize,
-    pub(crate) name: Option<String>,
+impl RetrySetting {
+    /// The policy to run, `None` when retries are off; `default_name` names the default
+    /// policy (the `name` attribute of its metrics).
+    pub fn policy(&self, default_name: &str) -> Option<RetryPolicy> {
+        match self {
+            RetrySetting::Default => Some(RetryPolicy::builder().name(default_name).build()),
+            RetrySetting::Policy(policy) => Some(policy.clone()),
+            RetrySetting::Disabled => None,
+        }
+    }
 }
 
-impl fmt::Debug for HttpExporterBuilder {
+/// What a header is called in errors about one set in code: an HTTP header, or an entry
+/// of gRPC metadata (which travels as an HTTP/2 header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HeaderKind {
+    /// An HTTP header: "not a valid HTTP header name".
+    Http,
+    /// gRPC metadata: "not a valid metadata key".
+    GrpcMetadata,
+}
+
+impl HeaderKind {
+    fn invalid_name(self) -> &'static str {
+        match self {
+            HeaderKind::Http => "not a valid HTTP header name",
+            HeaderKind::GrpcMetadata => "not a valid metadata key",
+        }
+    }
+
+    fn invalid_value(self) -> &'static str {
+        match self {
+            HeaderKind::Http => "not a valid HTTP header value",
+            HeaderKind::GrpcMetadata => "not a valid metadata value",
+        }
+    }
+}
+
+/// The settings every OTLP exporter builder keeps, whatever the transport: where the
+/// `OTEL_EXPORTER_OTLP_*` variables are read, what code set for headers, timeout,
+/// compression and TLS, and the connection, retry and circuit breaker settings. The
+/// OTLP/HTTP builder and the OTLP/gRPC builder of `otlp-transport-grpc` both keep one,
+/// so the two merge code and environment the same way
+/// ([`request_settings`](Self::request_settings), [`tls_material`](Self::tls_material)).
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::time::Duration;
+/// use otlp_core::{Compression, Signal};
+/// use otlp_transport_http::exporter::config::{CommonOptions, HeaderKind};
+///
+/// let mut options = CommonOptions::default();
+/// options.env = Box::new(HashMap::from([
+///     ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=secret"),
+///     ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "2000"),
+/// ]));
+/// options.compression = Some(Compression::Gzip);
+/// let logs = options.request_settings(Signal::Logs, HeaderKind::Http)?;
+/// assert_eq!(logs.headers["api-key"], "secret");
+/// assert_eq!(logs.timeout, Duration::from_secs(2));
+/// assert_eq!(logs.compression, Compression::Gzip);
+/// # Ok::<(), otlp_transport_http::exporter::ConfigError>(())
+/// ```
+#[non_exhaustive]
+pub struct CommonOptions {
+    /// Where the `OTEL_EXPORTER_OTLP_*` variables are read (default: the process
+    /// environment).
+    pub env: Box<dyn EnvSource>,
+    /// Headers set in code, in the order given; they replace environment headers of the
+    /// same name.
+    pub headers: Vec<(String, String)>,
+    /// The timeout set in code.
+    pub timeout: Option<Duration>,
+    /// The compression set in code.
+    pub compression: Option<Compression>,
+    /// The CA certificate(s) set in code.
+    pub ca: Option<PemSource>,
+    /// The client certificate chain set in code.
+    pub client_certificate: Option<PemSource>,
+    /// The client private key set in code.
+    pub client_key: Option<PemSource>,
+    /// How long opening a connection may take (default [`DEFAULT_CONNECT_TIMEOUT`]).
+    pub connect_timeout: Duration,
+    /// The `User-Agent` (default `otlp-rust/VERSION`).
+    pub user_agent: String,
+    /// What to do about retries.
+    pub retry: RetrySetting,
+    /// The circuit breaker settings; `None`: no breaker (default
+    /// `CircuitBreakerConfig::builder()`).
+    pub breaker: Option<CircuitBreakerConfigBuilder>,
+    /// The exporter's name, if set.
+    pub name: Option<String>,
+}
+
+impl Default for CommonOptions {
+    fn default() -> Self {
+        CommonOptions {
+            env: Box::new(ProcessEnv),
+            headers: Vec::new(),
+            timeout: None,
+            compression: None,
+            ca: None,
+            client_certificate: None,
+            client_key: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            user_agent: concat!("otlp-rust/", env!("CARGO_PKG_VERSION")).to_owned(),
+            retry: RetrySetting::Default,
+            breaker: Some(otlp_resilience::breaker::CircuitBreakerConfig::builder()),
+            name: None,
+        }
+    }
+}
+
+impl fmt::Debug for CommonOptions {
+    /// Header values and the client key are not printed: they may be credentials.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpExporterBuilder")
-            .field("endpoint", &self.endpoint)
-            .field("signal_endpoints", &self.signal_endpoints)
-            // Header values may be credentials.
+        f.debug_struct("CommonOptions")
             .field(
                 "headers",
                 &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
             )
             .field("timeout", &self.timeout)
             .field("compression", &self.compression)
-            .field("protocol", &self.protocol)
             .field("ca", &self.ca)
             .field("client_certificate", &self.client_certificate)
             .field("client_key", &self.client_key.as_ref().map(|_| "..."))
-            .field("http_version", &self.http_version)
             .field("connect_timeout", &self.connect_timeout)
             .field("retry", &self.retry)
             .field("breaker", &self.breaker)
@@ -174,213 +264,40 @@ impl fmt::Debug for HttpExporterBuilder {
     }
 }
 
-impl Default for HttpExporterBuilder {
-    fn default() -> Self {
-        HttpExporterBuilder::new()
-    }
+/// Headers, timeout and compression of one signal's requests, merged from code,
+/// environment and defaults by [`CommonOptions::request_settings`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RequestSettings {
+    /// The environment's headers (signal-specific variable, else generic), with the
+    /// ones set in code added or replacing.
+    pub headers: HeaderMap,
+    /// Code, else environment, else [`DEFAULT_TIMEOUT`].
+    pub timeout: Duration,
+    /// Code, else environment, else none.
+    pub compression: Compression,
 }
 
-/// Which signals' endpoints index.
-const fn index(signal: Signal) -> usize {
-    match signal {
-        Signal::Traces => 0,
-        Signal::Metrics => 1,
-        Signal::Logs => 2,
-    }
-}
-
-impl HttpExporterBuilder {
-    /// The defaults, reading the process environment (as the OpenTelemetry SDKs'
-    /// exporters do); use [`env`](Self::env) or [`no_env`](Self::no_env) to change that.
-    pub fn new() -> HttpExporterBuilder {
-        HttpExporterBuilder {
-            env: Box::new(ProcessEnv),
-            endpoint: None,
-            signal_endpoints: [None, None, None],
-            headers: Vec::new(),
-            timeout: None,
-            compression: None,
-            protocol: None,
-            ca: None,
-            client_certificate: None,
-            client_key: None,
-            http_version: HttpVersion::Auto,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
-            pool_max_idle_per_host: DEFAULT_POOL_MAX_IDLE_PER_HOST,
-            user_agent: concat!("otlp-rust/", env!("CARGO_PKG_VERSION")).to_owned(),
-            retry: RetrySetting::Default,
-            breaker: Some(otlp_resilience::breaker::CircuitBreakerConfig::builder()),
-            max_response_bytes: 4 * 1024 * 1024,
-            name: None,
-        }
+impl CommonOptions {
+    /// The value of `setting` for `signal` in the environment (the signal-specific
+    /// variable, else the generic one).
+    pub fn lookup(&self, setting: Setting, signal: Signal) -> Option<env::EnvValue> {
+        env::lookup(self.env.as_ref(), setting, signal)
     }
 
-    /// The exporter's name in logs and `otlp_core::Exporter::name` (default: the traces
-    /// endpoint's scheme, host and port).
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// Read the `OTEL_EXPORTER_OTLP_*` variables from `source` instead of the process
-    /// environment (a `HashMap` in tests).
-    pub fn env(mut self, source: impl EnvSource + 'static) -> Self {
-        self.env = Box::new(source);
-        self
-    }
-
-    /// Ignore the environment: configuration from code only.
-    pub fn no_env(self) -> Self {
-        self.env(env::NoEnv)
-    }
-
-    /// The base endpoint for every signal, e.g. `http://collector:4318`; the signal's
-    /// path (`/v1/traces`, ...) is appended, after the base's own path (a trailing slash
-    /// is ignored), so `https://gw.example/otlp/` sends traces to
-    /// `https://gw.example/otlp/v1/traces`.
-    pub fn endpoint(mut self, base: impl Into<String>) -> Self {
-        self.endpoint = Some(base.into());
-        self
-    }
-
-    /// The full URL for one signal, used as is (no path appended).
-    pub fn signal_endpoint(mut self, signal: Signal, url: impl Into<String>) -> Self {
-        self.signal_endpoints[index(signal)] = Some(url.into());
-        self
-    }
-
-    /// Sends this header with every request (added to the headers from the environment,
-    /// replacing one of the same name). Checked by [`build`](super::HttpExporter::builder).
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-
-    /// How long one HTTP request (connect, send, the whole response) may take
-    /// (`OTEL_EXPORTER_OTLP_TIMEOUT`). A request that takes longer fails with
-    /// `ExportError::Timeout` and is retried.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// How request bodies are compressed (`OTEL_EXPORTER_OTLP_COMPRESSION`): gzip, zstd or
-    /// none. Deflate is accepted too, though no OTLP exporter sends it.
-    pub fn compression(mut self, compression: Compression) -> Self {
-        self.compression = Some(compression);
-        self
-    }
-
-    /// Protobuf or OTLP/JSON bodies (`OTEL_EXPORTER_OTLP_PROTOCOL`).
-    pub fn protocol(mut self, protocol: Protocol) -> Self {
-        self.protocol = Some(protocol);
-        self
-    }
-
-    /// Trust only the CA certificate(s) in this PEM (`OTEL_EXPORTER_OTLP_CERTIFICATE`)
-    /// instead of the operating system's trust store.
-    pub fn ca_certificate(mut self, pem: PemSource) -> Self {
-        self.ca = Some(pem);
-        self
-    }
-
-    /// Present this client certificate chain and key for mutual TLS
-    /// (`OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`, `OTEL_EXPORTER_OTLP_CLIENT_KEY`).
-    pub fn client_identity(mut self, certificate_chain: PemSource, private_key: PemSource) -> Self {
-        self.client_certificate = Some(certificate_chain);
-        self.client_key = Some(private_key);
-        self
-    }
-
-    /// Which HTTP versions to speak (default [`HttpVersion::Auto`]).
-    pub fn http_version(mut self, version: HttpVersion) -> Self {
-        self.http_version = version;
-        self
-    }
-
-    /// How long opening a connection may take (default 10 s; also bounded by the
-    /// request timeout).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// How long an idle pooled connection is kept (default 90 s).
-    pub fn pool_idle_timeout(mut self, timeout: Duration) -> Self {
-        self.pool_idle_timeout = timeout;
-        self
-    }
-
-    /// How many idle connections are kept per host (default 32).
-    pub fn pool_max_idle_per_host(mut self, max: usize) -> Self {
-        self.pool_max_idle_per_host = max;
-        self
-    }
-
-    /// The `User-Agent` header (default `otlp-rust/VERSION`).
-    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
-        self.user_agent = user_agent.into();
-        self
-    }
-
-    /// The retry policy (default: `RetryPolicy::builder().name("otlp-http-exporter")`:
-    /// 5 attempts, 1 s to 5 s jittered backoff, `Retry-After` honoured up to 10 s, 30 s
-    /// at most). Every signal shares it, and so its retry budget.
-    pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.retry = RetrySetting::Policy(policy);
-        self
-    }
-
-    /// Send each request once: retryable errors are returned to the caller (e.g. when an
-    /// outer `otlp_resilience` stack or a durable queue retries).
-    pub fn no_retry(mut self) -> Self {
-        self.retry = RetrySetting::Disabled;
-        self
-    }
-
-    /// The circuit breaker settings; each endpoint gets its own breaker, named after its
-    /// URL (the name set here is replaced). Default: `CircuitBreakerConfig::default()`.
-    pub fn circuit_breaker(mut self, config: CircuitBreakerConfigBuilder) -> Self {
-        self.breaker = Some(config);
-        self
-    }
-
-    /// No circuit breaker.
-    pub fn no_circuit_breaker(mut self) -> Self {
-        self.breaker = None;
-        self
-    }
-
-    /// The largest success response body read (default 4 MiB); a larger one is an
-    /// invalid response.
-    pub fn max_response_bytes(mut self, max: usize) -> Self {
-        self.max_response_bytes = max;
-        self
-    }
-
-    /// The settings `signal`'s requests will use, merged from code and environment as
-    /// the [module docs](self) describe. Certificate files are read here.
+    /// `signal`'s headers, timeout and compression: code first, then the signal-specific
+    /// variable, then the generic one, then the default; headers from code are added to
+    /// the environment's. `kind` says what headers are called in errors.
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] naming the setting that cannot work.
-    pub fn signal_settings(&self, signal: Signal) -> Result<SignalSettings, ConfigError> {
-        let env = self.env.as_ref();
-        let look = |setting| env::lookup(env, setting, signal);
-
-        let url = match (&self.signal_endpoints[index(signal)], &self.endpoint) {
-            (Some(url), _) => parse_url("signal_endpoint()", url, None)?,
-            (None, Some(base)) => parse_url("endpoint()", base, Some(signal))?,
-            (None, None) => match look(Setting::Endpoint) {
-                Some(v) if v.var == Setting::Endpoint.signal_var(signal) => {
-                    parse_url(v.var, &v.value, None)?
-                }
-                Some(v) => parse_url(v.var, &v.value, Some(signal))?,
-                None => parse_url("default endpoint", DEFAULT_ENDPOINT, Some(signal))?,
-            },
-        };
-
+    /// [`ConfigError`] naming the variable or builder method whose value is invalid.
+    pub fn request_settings(
+        &self,
+        signal: Signal,
+        kind: HeaderKind,
+    ) -> Result<RequestSettings, ConfigError> {
+        let look = |setting| self.lookup(setting, signal);
         let mut headers = match look(Setting::Headers) {
             Some(v) => env::parse_headers(v.var, &v.value)?,
             None => HeaderMap::new(),
@@ -392,9 +309,8 @@ impl HttpExporterBuilder {
                 reason: reason.to_owned(),
             };
             let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| invalid("not a valid HTTP header name"))?;
-            let value = HeaderValue::from_str(value)
-                .map_err(|_| invalid("not a valid HTTP header value"))?;
+                .map_err(|_| invalid(kind.invalid_name()))?;
+            let value = HeaderValue::from_str(value).map_err(|_| invalid(kind.invalid_value()))?;
             headers.insert(name, value);
         }
 
@@ -408,15 +324,24 @@ impl HttpExporterBuilder {
             (None, Some(v)) => env::parse_compression(v.var, &v.value)?,
             (None, None) => Compression::None,
         };
-        let protocol = match (self.protocol, look(Setting::Protocol)) {
-            (Some(p), _) => p,
-            (None, Some(v)) => env::parse_protocol(v.var, &v.value)?,
-            (None, None) => Protocol::HttpProtobuf,
-        };
+        Ok(RequestSettings {
+            headers,
+            timeout,
+            compression,
+        })
+    }
 
+    /// `signal`'s CA certificate(s) and client identity, from code, else the
+    /// environment; the PEM files are read here.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ReadFile`] for a file that cannot be read, [`ConfigError::Tls`]
+    /// when only one of the client certificate and key is set.
+    pub fn tls_material(&self, signal: Signal) -> Result<TlsMaterial, ConfigError> {
         let pem = |code: &Option<PemSource>, setting: Setting, method: &str| match (
             code,
-            look(setting),
+            self.lookup(setting, signal),
         ) {
             (Some(source), _) => read_pem(method, source).map(Some),
             (None, Some(v)) => read_pem(v.var, &PemSource::file(v.value)).map(Some),
@@ -447,6 +372,248 @@ impl HttpExporterBuilder {
                 });
             }
         };
+        Ok(TlsMaterial {
+            ca,
+            client_identity,
+        })
+    }
+}
+
+/// Builds an [`HttpExporter`](super::HttpExporter). See the [module docs](self) for
+/// the precedence of code and environment.
+pub struct HttpExporterBuilder {
+    pub(crate) common: CommonOptions,
+    endpoint: Option<String>,
+    signal_endpoints: [Option<String>; 3],
+    protocol: Option<Protocol>,
+    pub(crate) http_version: HttpVersion,
+    pub(crate) pool_idle_timeout: Duration,
+    pub(crate) pool_max_idle_per_host: usize,
+    pub(crate) max_response_bytes: usize,
+}
+
+impl fmt::Debug for HttpExporterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let common = &self.common;
+        f.debug_struct("HttpExporterBuilder")
+            .field("endpoint", &self.endpoint)
+            .field("signal_endpoints", &self.signal_endpoints)
+            // Header values may be credentials.
+            .field(
+                "headers",
+                &common.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("timeout", &common.timeout)
+            .field("compression", &common.compression)
+            .field("protocol", &self.protocol)
+            .field("ca", &common.ca)
+            .field("client_certificate", &common.client_certificate)
+            .field("client_key", &common.client_key.as_ref().map(|_| "..."))
+            .field("http_version", &self.http_version)
+            .field("connect_timeout", &common.connect_timeout)
+            .field("retry", &common.retry)
+            .field("breaker", &common.breaker)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for HttpExporterBuilder {
+    fn default() -> Self {
+        HttpExporterBuilder::new()
+    }
+}
+
+impl HttpExporterBuilder {
+    /// The defaults, reading the process environment (as the OpenTelemetry SDKs'
+    /// exporters do); use [`env`](Self::env) or [`no_env`](Self::no_env) to change that.
+    pub fn new() -> HttpExporterBuilder {
+        HttpExporterBuilder {
+            common: CommonOptions::default(),
+            endpoint: None,
+            signal_endpoints: [None, None, None],
+            protocol: None,
+            http_version: HttpVersion::Auto,
+            pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
+            pool_max_idle_per_host: DEFAULT_POOL_MAX_IDLE_PER_HOST,
+            max_response_bytes: 4 * 1024 * 1024,
+        }
+    }
+
+    /// The exporter's name in logs and `otlp_core::Exporter::name` (default: the traces
+    /// endpoint's scheme, host and port).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.common.name = Some(name.into());
+        self
+    }
+
+    /// Read the `OTEL_EXPORTER_OTLP_*` variables from `source` instead of the process
+    /// environment (a `HashMap` in tests).
+    pub fn env(mut self, source: impl EnvSource + 'static) -> Self {
+        self.common.env = Box::new(source);
+        self
+    }
+
+    /// Ignore the environment: configuration from code only.
+    pub fn no_env(self) -> Self {
+        self.env(env::NoEnv)
+    }
+
+    /// The base endpoint for every signal, e.g. `http://collector:4318`; the signal's
+    /// path (`/v1/traces`, ...) is appended, after the base's own path (a trailing slash
+    /// is ignored), so `https://gw.example/otlp/` sends traces to
+    /// `https://gw.example/otlp/v1/traces`.
+    pub fn endpoint(mut self, base: impl Into<String>) -> Self {
+        self.endpoint = Some(base.into());
+        self
+    }
+
+    /// The full URL for one signal, used as is (no path appended).
+    pub fn signal_endpoint(mut self, signal: Signal, url: impl Into<String>) -> Self {
+        self.signal_endpoints[signal.index()] = Some(url.into());
+        self
+    }
+
+    /// Sends this header with every request (added to the headers from the environment,
+    /// replacing one of the same name). Checked by [`build`](super::HttpExporter::builder).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.common.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// How long one HTTP request (connect, send, the whole response) may take
+    /// (`OTEL_EXPORTER_OTLP_TIMEOUT`). A request that takes longer fails with
+    /// `ExportError::Timeout` and is retried.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.common.timeout = Some(timeout);
+        self
+    }
+
+    /// How request bodies are compressed (`OTEL_EXPORTER_OTLP_COMPRESSION`): gzip, zstd or
+    /// none. Deflate is accepted too, though no OTLP exporter sends it.
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.common.compression = Some(compression);
+        self
+    }
+
+    /// Protobuf or OTLP/JSON bodies (`OTEL_EXPORTER_OTLP_PROTOCOL`).
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = Some(protocol);
+        self
+    }
+
+    /// Trust only the CA certificate(s) in this PEM (`OTEL_EXPORTER_OTLP_CERTIFICATE`)
+    /// instead of the operating system's trust store.
+    pub fn ca_certificate(mut self, pem: PemSource) -> Self {
+        self.common.ca = Some(pem);
+        self
+    }
+
+    /// Present this client certificate chain and key for mutual TLS
+    /// (`OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`, `OTEL_EXPORTER_OTLP_CLIENT_KEY`).
+    pub fn client_identity(mut self, certificate_chain: PemSource, private_key: PemSource) -> Self {
+        self.common.client_certificate = Some(certificate_chain);
+        self.common.client_key = Some(private_key);
+        self
+    }
+
+    /// Which HTTP versions to speak (default [`HttpVersion::Auto`]).
+    pub fn http_version(mut self, version: HttpVersion) -> Self {
+        self.http_version = version;
+        self
+    }
+
+    /// How long opening a connection may take (default 10 s; also bounded by the
+    /// request timeout).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.common.connect_timeout = timeout;
+        self
+    }
+
+    /// How long an idle pooled connection is kept (default 90 s).
+    pub fn pool_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.pool_idle_timeout = timeout;
+        self
+    }
+
+    /// How many idle connections are kept per host (default 32).
+    pub fn pool_max_idle_per_host(mut self, max: usize) -> Self {
+        self.pool_max_idle_per_host = max;
+        self
+    }
+
+    /// The `User-Agent` header (default `otlp-rust/VERSION`).
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.common.user_agent = user_agent.into();
+        self
+    }
+
+    /// The retry policy (default: `RetryPolicy::builder().name("otlp-http-exporter")`:
+    /// 5 attempts, 1 s to 5 s jittered backoff, `Retry-After` honoured up to 10 s, 30 s
+    /// at most). Every signal shares it, and so its retry budget.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.common.retry = RetrySetting::Policy(policy);
+        self
+    }
+
+    /// Send each request once: retryable errors are returned to the caller (e.g. when an
+    /// outer `otlp_resilience` stack or a durable queue retries).
+    pub fn no_retry(mut self) -> Self {
+        self.common.retry = RetrySetting::Disabled;
+        self
+    }
+
+    /// The circuit breaker settings; each endpoint gets its own breaker, named after its
+    /// URL (the name set here is replaced). Default: `CircuitBreakerConfig::default()`.
+    pub fn circuit_breaker(mut self, config: CircuitBreakerConfigBuilder) -> Self {
+        self.common.breaker = Some(config);
+        self
+    }
+
+    /// No circuit breaker.
+    pub fn no_circuit_breaker(mut self) -> Self {
+        self.common.breaker = None;
+        self
+    }
+
+    /// The largest success response body read (default 4 MiB); a larger one is an
+    /// invalid response.
+    pub fn max_response_bytes(mut self, max: usize) -> Self {
+        self.max_response_bytes = max;
+        self
+    }
+
+    /// The settings `signal`'s requests will use, merged from code and environment as
+    /// the [module docs](self) describe. Certificate files are read here.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming the setting that cannot work.
+    pub fn signal_settings(&self, signal: Signal) -> Result<SignalSettings, ConfigError> {
+        let look = |setting| self.common.lookup(setting, signal);
+
+        let url = match (&self.signal_endpoints[signal.index()], &self.endpoint) {
+            (Some(url), _) => parse_url("signal_endpoint()", url, None)?,
+            (None, Some(base)) => parse_url("endpoint()", base, Some(signal))?,
+            (None, None) => match look(Setting::Endpoint) {
+                Some(v) if v.var == Setting::Endpoint.signal_var(signal) => {
+                    parse_url(v.var, &v.value, None)?
+                }
+                Some(v) => parse_url(v.var, &v.value, Some(signal))?,
+                None => parse_url("default endpoint", DEFAULT_ENDPOINT, Some(signal))?,
+            },
+        };
+        let RequestSettings {
+            headers,
+            timeout,
+            compression,
+            ..
+        } = self.common.request_settings(signal, HeaderKind::Http)?;
+        let protocol = match (self.protocol, look(Setting::Protocol)) {
+            (Some(p), _) => p,
+            (None, Some(v)) => env::parse_protocol(v.var, &v.value)?,
+            (None, None) => Protocol::HttpProtobuf,
+        };
+        let tls = self.common.tls_material(signal)?;
 
         Ok(SignalSettings {
             signal,
@@ -455,10 +622,7 @@ impl HttpExporterBuilder {
             timeout,
             compression,
             protocol,
-            tls: TlsMaterial {
-                ca,
-                client_identity,
-            },
+            tls,
         })
     }
 

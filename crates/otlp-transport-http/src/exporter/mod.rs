@@ -70,12 +70,12 @@ mod client;
 pub mod config;
 pub mod env;
 mod error;
+pub mod outcome;
 pub mod tls;
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use bytes::Bytes;
 use otlp_core::codec::{self, json};
@@ -84,8 +84,8 @@ use otlp_core::proto::collector::metrics::v1::ExportMetricsServiceRequest;
 use otlp_core::proto::collector::trace::v1::ExportTraceServiceRequest;
 use otlp_core::sink::{Accepted, BoxFuture};
 use otlp_core::{Compression, Encoding, ExportError, Exporter, OtlpRequest, Payload, Signal};
-use otlp_resilience::breaker::{BreakerError, CircuitBreaker};
-use otlp_resilience::retry::{RetryError, RetryPolicy};
+use otlp_resilience::breaker::CircuitBreaker;
+use otlp_resilience::retry::RetryPolicy;
 
 pub use crate::receiver::PemSource;
 pub use config::{
@@ -97,7 +97,8 @@ pub use env::{EnvSource, NoEnv, ProcessEnv};
 pub use error::{ConfigError, ExportFailure, FailureReason};
 
 use client::Route;
-use config::{RetrySetting, TlsMaterial};
+use config::TlsMaterial;
+use outcome::{AttemptFailure, ExportCounters, GaveUp};
 
 /// The name of the default retry policy (the `name` attribute of its metrics).
 pub const DEFAULT_RETRY_NAME: &str = "otlp-http-exporter";
@@ -115,7 +116,7 @@ struct Inner {
     name: String,
     routes: [Route; 3],
     retry: Option<RetryPolicy>,
-    counters: Counters,
+    counters: ExportCounters,
     shut_down: AtomicBool,
 }
 
@@ -127,14 +128,6 @@ impl fmt::Debug for HttpExporter {
             .field("retry", &self.inner.retry)
             .field("shut_down", &self.inner.shut_down.load(Ordering::Relaxed))
             .finish()
-    }
-}
-
-const fn index(signal: Signal) -> usize {
-    match signal {
-        Signal::Traces => 0,
-        Signal::Metrics => 1,
-        Signal::Logs => 2,
     }
 }
 
@@ -161,7 +154,7 @@ impl HttpExporter {
                     client
                 }
             };
-            let breaker = match &builder.breaker {
+            let breaker = match &builder.common.breaker {
                 None => None,
                 Some(config) => {
                     let url = settings.endpoint().to_owned();
@@ -182,15 +175,11 @@ impl HttpExporter {
             };
             routes.push(Route::new(settings, client, breaker, &builder)?);
         }
-        let retry = match &builder.retry {
-            RetrySetting::Default => Some(RetryPolicy::builder().name(DEFAULT_RETRY_NAME).build()),
-            RetrySetting::Policy(policy) => Some(policy.clone()),
-            RetrySetting::Disabled => None,
-        };
+        let retry = builder.common.retry.policy(DEFAULT_RETRY_NAME);
         let Ok(routes) = <[Route; 3]>::try_from(routes) else {
             unreachable!("one route per signal");
         };
-        let name = builder.name.clone().unwrap_or_else(|| {
+        let name = builder.common.name.clone().unwrap_or_else(|| {
             let url = routes[0].settings.url();
             let host = url.host_str().unwrap_or_default();
             match url.port() {
@@ -203,14 +192,14 @@ impl HttpExporter {
                 name,
                 routes,
                 retry,
-                counters: Counters::default(),
+                counters: ExportCounters::default(),
                 shut_down: AtomicBool::new(false),
             }),
         })
     }
 
     fn route(&self, signal: Signal) -> &Route {
-        &self.inner.routes[index(signal)]
+        &self.inner.routes[signal.index()]
     }
 
     /// The settings `signal`'s requests use (endpoint, headers, timeout, ...).
@@ -350,43 +339,38 @@ impl HttpExporter {
         let attempts = AtomicU32::new(0);
         let attempt = || {
             attempts.fetch_add(1, Ordering::Relaxed);
-            self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
+            self.inner.counters.count_request();
             route.send_once(body.clone())
         };
+        let from_breaker = |e| AttemptFailure::breaker(e, |open| format!("nothing sent: {open}"));
         let outcome = match (&self.inner.retry, &route.breaker) {
             (Some(policy), Some(breaker)) => policy
                 .run(|| breaker.call(attempt))
                 .await
-                .map_err(|e| gave_up(e, from_breaker)),
+                .map_err(|e| GaveUp::from_retry(e, from_breaker)),
             (Some(policy), None) => policy
                 .run(attempt)
                 .await
-                .map_err(|e| gave_up(e, |e| (None, e, None))),
-            (None, Some(breaker)) => breaker.call(attempt).await.map_err(|e| {
-                let (reason, error, after) = from_breaker(e);
-                (reason.unwrap_or_else(|| not_retried(&error)), error, after)
-            }),
+                .map_err(|e| GaveUp::from_retry(e, AttemptFailure::call)),
+            (None, Some(breaker)) => breaker
+                .call(attempt)
+                .await
+                .map_err(|e| GaveUp::without_retry(from_breaker(e))),
             (None, None) => attempt()
                 .await
-                .map_err(|error| (not_retried(&error), error, None)),
+                .map_err(|e| GaveUp::without_retry(AttemptFailure::call(e))),
         };
         let attempts = attempts.load(Ordering::Relaxed);
-        let counters = &self.inner.counters;
-        counters.exports.fetch_add(1, Ordering::Relaxed);
-        match outcome {
+        let result = self.inner.counters.finish(
+            signal,
+            items,
+            Arc::clone(&route.endpoint),
+            attempts,
+            outcome,
+        );
+        match &result {
             Ok(accepted) => {
-                let rejected = accepted
-                    .partial_success
-                    .as_ref()
-                    .map_or(0, |p| p.rejected.min(items));
-                counters
-                    .items_accepted
-                    .fetch_add(items - rejected, Ordering::Relaxed);
                 if let Some(partial) = &accepted.partial_success {
-                    counters.partial_successes.fetch_add(1, Ordering::Relaxed);
-                    counters
-                        .items_rejected
-                        .fetch_add(rejected, Ordering::Relaxed);
                     tracing::warn!(
                         exporter = %self.inner.name,
                         endpoint = %route.endpoint,
@@ -400,17 +384,10 @@ impl HttpExporter {
                         partial.message,
                     );
                 }
-                Ok(accepted)
             }
-            Err((reason, error, retry_after)) => {
-                let mut failure = self.failure(route, items, attempts, reason, error);
-                if retry_after.is_some() {
-                    failure = failure.with_retry_after(retry_after);
-                }
-                tracing::debug!(exporter = %self.inner.name, "{failure}");
-                Err(failure)
-            }
+            Err(failure) => tracing::debug!(exporter = %self.inner.name, "{failure}"),
         }
+        result
     }
 
     fn failure(
@@ -421,10 +398,7 @@ impl HttpExporter {
         reason: FailureReason,
         error: ExportError,
     ) -> ExportFailure {
-        let counters = &self.inner.counters;
-        counters.failed_exports.fetch_add(1, Ordering::Relaxed);
-        counters.items_failed.fetch_add(items, Ordering::Relaxed);
-        ExportFailure::new(
+        self.inner.counters.failure(
             route.signal(),
             items,
             Arc::clone(&route.endpoint),
@@ -433,71 +407,6 @@ impl HttpExporter {
             error,
         )
     }
-}
-
-/// Why a call that was not retried failed.
-fn not_retried(error: &ExportError) -> FailureReason {
-    match error {
-        ExportError::Shutdown => FailureReason::Shutdown,
-        e if e.is_retryable() => FailureReason::RetryDisabled,
-        _ => FailureReason::NotRetryable,
-    }
-}
-
-/// What the circuit breaker's error means: a rejection becomes a retryable transport
-/// error saying so (nothing was sent), with when the breaker lets probes through.
-fn from_breaker(
-    error: BreakerError<ExportError>,
-) -> (Option<FailureReason>, ExportError, Option<Duration>) {
-    match error {
-        BreakerError::Open(open) => (
-            Some(FailureReason::CircuitOpen),
-            ExportError::Transport(format!("nothing sent: {open}")),
-            open.retry_after(),
-        ),
-        BreakerError::Inner(error) => (None, error, None),
-    }
-}
-
-/// Why the retry policy gave up, with the last error; a reason from the inner layer
-/// (an open breaker) wins over the policy's.
-fn gave_up<E>(
-    error: RetryError<E>,
-    inner: impl Fn(E) -> (Option<FailureReason>, ExportError, Option<Duration>),
-) -> (FailureReason, ExportError, Option<Duration>) {
-    let (policy_reason, last, requested) = match error {
-        RetryError::NotRetryable(last) => (FailureReason::NotRetryable, last, None),
-        RetryError::Exhausted { last, .. } => (FailureReason::AttemptsExhausted, last, None),
-        RetryError::BudgetExhausted { last, .. } => {
-            (FailureReason::RetryBudgetExhausted, last, None)
-        }
-        RetryError::Timeout {
-            last: Some(last), ..
-        } => (FailureReason::TimeLimit, last, None),
-        // Every attempt was cut short by the policy's own attempt timeout.
-        RetryError::Timeout {
-            last: None,
-            elapsed,
-            ..
-        } => {
-            return (
-                FailureReason::TimeLimit,
-                ExportError::Timeout(elapsed),
-                None,
-            );
-        }
-        RetryError::ServerDelayTooLong {
-            requested, last, ..
-        } => (FailureReason::ServerDelayTooLong, last, Some(requested)),
-    };
-    let (inner_reason, error, inner_after) = inner(last);
-    let reason = match (inner_reason, policy_reason) {
-        (_, FailureReason::NotRetryable) => FailureReason::NotRetryable,
-        (Some(inner), _) => inner,
-        (None, policy) => policy,
-    };
-    let after = inner_after.or(requested).or_else(|| error.retry_delay());
-    (reason, error, after)
 }
 
 fn payload_to_json(payload: &Payload) -> Result<Bytes, codec::DecodeError> {
@@ -525,32 +434,6 @@ impl Exporter for HttpExporter {
     fn shutdown(&self) -> BoxFuture<'_, Result<(), ExportError>> {
         self.shutdown_now();
         Box::pin(async { Ok(()) })
-    }
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    requests: AtomicU64,
-    exports: AtomicU64,
-    failed_exports: AtomicU64,
-    partial_successes: AtomicU64,
-    items_accepted: AtomicU64,
-    items_rejected: AtomicU64,
-    items_failed: AtomicU64,
-}
-
-impl Counters {
-    fn snapshot(&self) -> ExporterStats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        ExporterStats {
-            requests: get(&self.requests),
-            exports: get(&self.exports),
-            failed_exports: get(&self.failed_exports),
-            partial_successes: get(&self.partial_successes),
-            items_accepted: get(&self.items_accepted),
-            items_rejected: get(&self.items_rejected),
-            items_failed: get(&self.items_failed),
-        }
     }
 }
 

@@ -291,7 +291,7 @@ impl HttpReceiverConfig {
 
     /// The path served for `signal`.
     pub fn path(&self, signal: Signal) -> &str {
-        &self.paths[signal_index(signal)]
+        &self.paths[signal.index()]
     }
 
     /// The body limits.
@@ -334,14 +334,6 @@ impl HttpReceiverConfig {
         listener.max_concurrent_streams = self.max_concurrent_streams;
         listener.shutdown_grace = self.shutdown_grace;
         listener
-    }
-}
-
-pub(crate) const fn signal_index(signal: Signal) -> usize {
-    match signal {
-        Signal::Traces => 0,
-        Signal::Metrics => 1,
-        Signal::Logs => 2,
     }
 }
 
@@ -404,7 +396,7 @@ impl HttpReceiverConfigBuilder {
     /// Serve `signal` at `path` instead of the specification's `/v1/...`.
     #[must_use]
     pub fn path(mut self, signal: Signal, path: impl Into<String>) -> Self {
-        self.paths[signal_index(signal)] = path.into();
+        self.paths[signal.index()] = path.into();
         self
     }
 
@@ -537,7 +529,7 @@ impl HttpReceiverConfigBuilder {
                 value: self.addr.clone(),
             })?;
         for signal in Signal::ALL {
-            let path = &self.paths[signal_index(signal)];
+            let path = &self.paths[signal.index()];
             let valid = path.starts_with('/')
                 && !path.contains(['?', '#'])
                 && path.parse::<http::uri::PathAndQuery>().is_ok();
@@ -550,11 +542,11 @@ impl HttpReceiverConfigBuilder {
         }
         for (i, a) in Signal::ALL.iter().enumerate() {
             for b in &Signal::ALL[i + 1..] {
-                if self.paths[signal_index(*a)] == self.paths[signal_index(*b)] {
+                if self.paths[a.index()] == self.paths[b.index()] {
                     return Err(ConfigError::DuplicatePath {
                         first: *a,
                         second: *b,
-                        path: self.paths[signal_index(*a)].clone(),
+                        path: self.paths[a.index()].clone(),
                     });
                 }
             }

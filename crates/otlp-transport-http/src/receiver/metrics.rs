@@ -46,7 +46,8 @@ impl Outcome {
         }
     }
 
-    const fn index(self) -> usize {
+    /// The outcome's position in [`Outcome::ALL`], e.g. to index an array of counters.
+    pub const fn index(self) -> usize {
         self as usize
     }
 }
@@ -136,12 +137,8 @@ impl ReceiverMetrics {
     }
 
     fn counters(&self, signal: Option<Signal>) -> &SignalCounters {
-        &self.signals[match signal {
-            Some(Signal::Traces) => 0,
-            Some(Signal::Metrics) => 1,
-            Some(Signal::Logs) => 2,
-            None => 3,
-        }]
+        // The slot after the signals' holds what named no signal.
+        &self.signals[signal.map_or(Signal::ALL.len(), Signal::index)]
     }
 
     /// One answered request: `status` is the HTTP status (an OTLP/gRPC receiver that

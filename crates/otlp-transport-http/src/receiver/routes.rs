@@ -5,8 +5,6 @@ use std::sync::Arc;
 
 use otlp_core::{Signal, Sink};
 
-use super::config::signal_index;
-
 /// The sinks a receiver hands payloads to: one per signal, or one for all.
 ///
 /// A signal without a sink is not served: its path answers 404, so a gateway that only
@@ -54,13 +52,13 @@ impl Sinks {
     /// `sink` takes `signal`'s data (replacing any sink set before).
     #[must_use]
     pub fn with(mut self, signal: Signal, sink: Arc<dyn Sink>) -> Sinks {
-        self.by_signal[signal_index(signal)] = Some(sink);
+        self.by_signal[signal.index()] = Some(sink);
         self
     }
 
     /// The sink for `signal`, if it is served.
     pub fn get(&self, signal: Signal) -> Option<&Arc<dyn Sink>> {
-        self.by_signal[signal_index(signal)].as_ref()
+        self.by_signal[signal.index()].as_ref()
     }
 
     /// Whether no signal has a sink.
@@ -88,13 +86,13 @@ pub(crate) struct Routes {
 impl Routes {
     pub(crate) fn new(paths: &[String; 3]) -> Routes {
         Routes {
-            paths: Signal::ALL.map(|s| (paths[signal_index(s)].as_str().into(), s)),
+            paths: Signal::ALL.map(|s| (paths[s.index()].as_str().into(), s)),
         }
     }
 
     /// The path of `signal`.
     pub(crate) fn path(&self, signal: Signal) -> &str {
-        &self.paths[signal_index(signal)].0
+        &self.paths[signal.index()].0
     }
 
     /// The signal served at `path`, if any.

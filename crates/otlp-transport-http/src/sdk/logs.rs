@@ -33,7 +33,7 @@ use crate::exporter::{HttpExporter, Protocol};
 /// ```
 #[derive(Debug)]
 pub struct LogsExporter {
-    adapter: Adapter,
+    adapter: Adapter<HttpExporter>,
     resource: Resource,
     encoded: EncodedResource,
 }
@@ -82,16 +82,9 @@ impl From<HttpExporter> for LogsExporter {
 
 impl LogExporter for LogsExporter {
     async fn export(&self, batch: LogBatch<'_>) -> OTelSdkResult {
-        self.adapter.check_open()?;
         let items = batch.iter().count() as u64;
-        if items == 0 {
-            return Ok(());
-        }
-        let body = self.encode(&batch);
-        let exporter = self.adapter.exporter.clone();
         self.adapter
-            .runtime
-            .run(async move { exporter.send(Signal::Logs, body, items).await })
+            .export(Signal::Logs, items, move || self.encode(&batch))
             .await
     }
 

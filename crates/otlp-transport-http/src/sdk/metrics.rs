@@ -33,7 +33,7 @@ use crate::exporter::HttpExporter;
 /// ```
 #[derive(Debug)]
 pub struct MetricsExporter {
-    adapter: Adapter,
+    adapter: Adapter<HttpExporter>,
     temporality: Temporality,
 }
 
@@ -75,24 +75,20 @@ impl From<HttpExporter> for MetricsExporter {
 
 impl PushMetricExporter for MetricsExporter {
     async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        // Before converting: a shut-down adapter does no work.
         self.adapter.check_open()?;
         let request = ExportMetricsServiceRequest::from(metrics);
         let items = request.item_count();
-        if items == 0 {
-            return Ok(());
-        }
         let encoding = self
             .adapter
             .exporter
             .settings(Signal::Metrics)
             .protocol()
             .encoding();
-        let body = codec::encode(encoding, &request);
-        drop(request);
-        let exporter = self.adapter.exporter.clone();
         self.adapter
-            .runtime
-            .run(async move { exporter.send(Signal::Metrics, body, items).await })
+            .export(Signal::Metrics, items, move || {
+                codec::encode(encoding, &request)
+            })
             .await
     }
 

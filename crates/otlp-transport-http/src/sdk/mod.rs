@@ -74,8 +74,11 @@ pub mod wire;
 
 use std::future::Future;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use bytes::Bytes;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use otlp_core::Signal;
 use otlp_core::sink::Accepted;
 use tokio::runtime::Handle;
 
@@ -163,39 +166,103 @@ fn background() -> Result<Handle, String> {
         .clone()
 }
 
-/// What the adapters share: the exporter, where requests run, and their own shutdown.
-#[derive(Debug)]
-struct Adapter {
-    exporter: HttpExporter,
-    runtime: ExportRuntime,
-    shut_down: std::sync::atomic::AtomicBool,
+/// An exporter the SDK adapters send through: this crate's [`HttpExporter`], and the
+/// OTLP/gRPC exporter of `otlp-transport-grpc`. Plumbing shared by the two crates'
+/// adapters, not an API.
+#[doc(hidden)]
+pub trait SendEncoded: Clone + Send + Sync + 'static {
+    /// Sends `body`, an encoded request of `signal` holding `items` items, with the
+    /// exporter's retries.
+    fn send_encoded(
+        &self,
+        signal: Signal,
+        body: Bytes,
+        items: u64,
+    ) -> impl Future<Output = Result<Accepted, ExportFailure>> + Send;
 }
 
-impl Adapter {
-    fn new(exporter: HttpExporter) -> Adapter {
+impl SendEncoded for HttpExporter {
+    fn send_encoded(
+        &self,
+        signal: Signal,
+        body: Bytes,
+        items: u64,
+    ) -> impl Future<Output = Result<Accepted, ExportFailure>> + Send {
+        self.send(signal, body, items)
+    }
+}
+
+/// What an SDK adapter keeps: the exporter, where exports run, and the adapter's own
+/// shutdown (which leaves the exporter, shared with other adapters, running). Plumbing
+/// shared by this crate's adapters and those of `otlp-transport-grpc`, not an API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Adapter<E> {
+    /// The exporter exports go through.
+    pub exporter: E,
+    /// Where they run.
+    pub runtime: ExportRuntime,
+    shut_down: AtomicBool,
+}
+
+impl<E: SendEncoded> Adapter<E> {
+    /// An open adapter over `exporter`, running exports on the background runtime.
+    pub fn new(exporter: E) -> Adapter<E> {
         Adapter {
             exporter,
             runtime: ExportRuntime::default(),
-            shut_down: std::sync::atomic::AtomicBool::new(false),
+            shut_down: AtomicBool::new(false),
         }
     }
 
-    fn check_open(&self) -> OTelSdkResult {
-        if self.shut_down.load(std::sync::atomic::Ordering::Acquire) {
+    /// `Ok` unless the adapter was shut down.
+    ///
+    /// # Errors
+    ///
+    /// `AlreadyShutdown` after [`shutdown`](Self::shutdown).
+    pub fn check_open(&self) -> OTelSdkResult {
+        if self.shut_down.load(Ordering::Acquire) {
             Err(OTelSdkError::AlreadyShutdown)
         } else {
             Ok(())
         }
     }
 
-    fn shutdown(&self) -> OTelSdkResult {
-        if self
-            .shut_down
-            .swap(true, std::sync::atomic::Ordering::AcqRel)
-        {
+    /// Shuts this adapter down (not the exporter).
+    ///
+    /// # Errors
+    ///
+    /// `AlreadyShutdown` when it already was.
+    pub fn shutdown(&self) -> OTelSdkResult {
+        if self.shut_down.swap(true, Ordering::AcqRel) {
             Err(OTelSdkError::AlreadyShutdown)
         } else {
             Ok(())
         }
+    }
+
+    /// Exports `items` items of `signal`: nothing when there are none; else the request
+    /// `encode` writes (on the calling thread, so the SDK's data is dropped before the
+    /// wait) is sent on the runtime, and the outcome awaited.
+    ///
+    /// # Errors
+    ///
+    /// `AlreadyShutdown` when the adapter or the exporter was shut down,
+    /// `InternalFailure` with the [`ExportFailure`] text when the export failed.
+    pub async fn export(
+        &self,
+        signal: Signal,
+        items: u64,
+        encode: impl FnOnce() -> Bytes,
+    ) -> OTelSdkResult {
+        self.check_open()?;
+        if items == 0 {
+            return Ok(());
+        }
+        let body = encode();
+        let exporter = self.exporter.clone();
+        self.runtime
+            .run(async move { exporter.send_encoded(signal, body, items).await })
+            .await
     }
 }

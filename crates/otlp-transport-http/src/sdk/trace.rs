@@ -33,7 +33,7 @@ use crate::exporter::{HttpExporter, Protocol};
 /// ```
 #[derive(Debug)]
 pub struct TraceExporter {
-    adapter: Adapter,
+    adapter: Adapter<HttpExporter>,
     resource: Resource,
     encoded: EncodedResource,
 }
@@ -83,16 +83,9 @@ impl From<HttpExporter> for TraceExporter {
 
 impl SpanExporter for TraceExporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        self.adapter.check_open()?;
-        if batch.is_empty() {
-            return Ok(());
-        }
         let items = batch.len() as u64;
-        let body = self.encode(batch);
-        let exporter = self.adapter.exporter.clone();
         self.adapter
-            .runtime
-            .run(async move { exporter.send(Signal::Traces, body, items).await })
+            .export(Signal::Traces, items, move || self.encode(batch))
             .await
     }
 
