@@ -13,7 +13,7 @@ pub enum DegradationLevel {
     /// Everything is kept.
     #[default]
     Normal = 0,
-    /// First step: sample, strip verbose attributes.
+    /// First step: sample, strip denied attributes (verbose ones from `Moderate` on).
     Light = 1,
     /// Second step.
     Moderate = 2,

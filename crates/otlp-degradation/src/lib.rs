@@ -207,6 +207,7 @@
 //! | [`resources`] | process CPU and memory from `/proc`, limits from cgroup v2 `cpu.max` / `memory.max`, the host as fallback |
 //! | [`sampler`] | [`TraceIdRatioSampler`]: the OpenTelemetry `TraceIdRatioBased` decision |
 //! | [`policy`] | [`PolicyConfig`] / [`LevelPolicy`] (per-level keep ratio, protection rules, log severities, attribute stripping, batch hints), [`DegradationPolicy::apply`] and its exact [`ApplyReport`] |
+//! | [`sink`] | [`DegradingSink`]: the pipeline stage that applies the current level's policy to each payload and answers with the exact partial success |
 //! | [`memory_limiter`] | [`MemoryLimiter`]: soft and hard thresholds, retryable refusals, shed hooks, a memory-limited `Sink` |
 //! | [`canary`] | [`CanarySplit`]: stepped traffic shift from a stable to a canary target with automatic rollback |
 #![forbid(unsafe_code)]
@@ -219,6 +220,7 @@ pub mod memory_limiter;
 pub mod policy;
 pub mod resources;
 pub mod sampler;
+pub mod sink;
 pub mod trigger;
 
 pub use canary::{CanaryConfig, CanarySplit, CanaryState, Target};
@@ -228,4 +230,5 @@ pub use memory_limiter::{MemoryLimiter, MemoryLimiterConfig, MemoryPressure};
 pub use policy::{ApplyReport, DegradationPolicy, LevelPolicy, PolicyConfig, PolicyError};
 pub use resources::Resources;
 pub use sampler::TraceIdRatioSampler;
+pub use sink::DegradingSink;
 pub use trigger::{Thresholds, Trigger};

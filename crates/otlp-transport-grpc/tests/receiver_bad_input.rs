@@ -473,7 +473,10 @@ async fn many_streams_at_once_are_all_served_within_the_stream_limit() {
         // One call first: once it is answered the client has the server's SETTINGS
         // (its stream limit) and queues calls beyond it. Before that, h2 may open more
         // streams than the limit and the server refuses them (REFUSED_STREAM).
-        client.export(Signal::Logs, body.clone()).await.expect("warm-up call");
+        client
+            .export(Signal::Logs, body.clone())
+            .await
+            .expect("warm-up call");
         clients.push(client);
     }
     sink.take();

@@ -62,7 +62,7 @@ fn start_server() -> (SocketAddr, String) {
 
 /// An exporter under test.
 enum Subject {
-    Otlp(opentelemetry_otlp::SpanExporter),
+    Otlp(Box<opentelemetry_otlp::SpanExporter>),
     Ours(TraceExporter),
 }
 
@@ -98,7 +98,7 @@ fn subjects(addr: SocketAddr, runtime: &Runtime) -> Vec<(&'static str, Subject)>
         e
     };
     vec![
-        ("opentelemetry-otlp", Subject::Otlp(otlp)),
+        ("opentelemetry-otlp", Subject::Otlp(Box::new(otlp))),
         (
             "ours, caller's runtime",
             Subject::Ours(ours(ExportRuntime::Handle(runtime.handle().clone()))),

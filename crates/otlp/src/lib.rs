@@ -17,12 +17,12 @@
 //! |---|---|---|
 //! | `core` | yes | [`core`]: OTLP types, protobuf and OTLP/JSON codecs, compression, limits, error classification, batching |
 //! | `resilience` | no | [`resilience`]: circuit breaker, rate limiter, retry, timeout, concurrency limits (`otlp-resilience`) |
+//! | `degradation` | no | [`degradation`]: degradation controller, triggers, trace-id sampling policy, memory limiter, canary split (`otlp-degradation`) |
 //! | `transport-http` | no | [`transport_http`]: OTLP/HTTP exporter, receiver and SDK exporters (`otlp-transport-http`) |
 //! | `transport-grpc` | no | [`transport_grpc`]: OTLP/gRPC exporter, receiver and SDK exporters (`otlp-transport-grpc`) |
 //! | `full` | no | every feature |
 //!
-//! The degradation and gateway crates are not built yet; their features will appear
-//! here as they land.
+//! The gateway crate is not built yet; its feature will appear here when it lands.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
@@ -33,6 +33,10 @@ pub use otlp_core as core;
 /// Resilience middleware as tower layers (`otlp-resilience`).
 #[cfg(feature = "resilience")]
 pub use otlp_resilience as resilience;
+
+/// Adaptive degradation (`otlp-degradation`).
+#[cfg(feature = "degradation")]
+pub use otlp_degradation as degradation;
 
 /// OTLP/HTTP exporter, receiver and SDK exporters (`otlp-transport-http`).
 #[cfg(feature = "transport-http")]
