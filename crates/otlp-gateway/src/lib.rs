@@ -1,12 +1,22 @@
 //! # otlp-gateway
 //!
-//! The telemetry gateway service behind `otlp gateway`: receive OTLP on gRPC and HTTP, protect, degrade, batch, queue durably and export to one or more upstreams.
+//! The telemetry gateway behind `otlp gateway`: OTLP in on gRPC and HTTP, protected
+//! (auth, per-tenant rate limits, memory limiter) and degraded under load, queued durably
+//! per exporter, batched, and exported to one or more upstreams with retry and circuit
+//! breaking; admin endpoints for health, Prometheus metrics and a status page.
 //!
-//! **Status: not built yet.** This crate is reserved in the workspace so that the
-//! dependency graph of the project design exists from the start; it exports nothing
-//! yet, on purpose, so nobody builds on a pretend implementation. The capability is
-//! tracked as issue 7 of the project.
-//!
-//! Planned modules: `config`, `pipeline`, `admin`, `run`.
+//! Module map: [`config`] (TOML, flags, `OTEL_*`), [`pipeline`] (ingress stages, queues,
+//! routes and exporters), [`admin`] (health, metrics, status page), [`metrics`] (the one
+//! registry every stage reports to), [`loadgen`] (realistic data for `otlp send`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+pub mod admin;
+pub mod config;
+pub mod loadgen;
+pub mod logs;
+pub mod metrics;
+pub mod pipeline;
+pub mod run;
+
+pub use run::{Gateway, StartError};

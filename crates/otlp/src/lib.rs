@@ -20,9 +20,11 @@
 //! | `degradation` | no | [`degradation`]: degradation controller, triggers, trace-id sampling policy, memory limiter, canary split (`otlp-degradation`) |
 //! | `transport-http` | no | [`transport_http`]: OTLP/HTTP exporter, receiver and SDK exporters (`otlp-transport-http`) |
 //! | `transport-grpc` | no | [`transport_grpc`]: OTLP/gRPC exporter, receiver and SDK exporters (`otlp-transport-grpc`) |
-//! | `full` | no | every feature |
+//! | `gateway` | no | [`gateway`]: the gateway service as a library: pipeline, queues, admin endpoints, config (`otlp-gateway`) |
+//! | `cli` | yes | the `otlp` binary (`gateway`, `send`, `convert`, `check-config`); implies `gateway` |
+//! | `full` | no | every library feature |
 //!
-//! The gateway crate is not built yet; its feature will appear here when it lands.
+//! Library users who want only the codecs: `default-features = false, features = ["core"]`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
@@ -45,3 +47,7 @@ pub use otlp_transport_http as transport_http;
 /// OTLP/gRPC exporter, receiver and SDK exporters (`otlp-transport-grpc`).
 #[cfg(feature = "transport-grpc")]
 pub use otlp_transport_grpc as transport_grpc;
+
+/// The telemetry gateway service (`otlp-gateway`).
+#[cfg(feature = "gateway")]
+pub use otlp_gateway as gateway;

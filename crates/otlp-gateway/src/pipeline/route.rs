@@ -1,0 +1,393 @@
+//! A route: one queue and the exporters that drain it, with their workers.
+//!
+//! A single exporter is a route of its own (fan-out: every route whose signals match gets
+//! every request); a `[[groups]]` entry is one route whose members share the queue
+//! (`failover`: the first member whose breaker lets the call through; `load_balance`: the
+//! next one round robin). Workers lease entries from the queue, join those of one signal
+//! into one request (concatenated protobuf messages are one message), export it, and ack
+//! the lease only when every request of it was delivered or dropped by reason. Retryable
+//! failures are retried with backoff for as long as it takes (or `retry.max_elapsed`):
+//! the queue, bounded by bytes, is the buffer, and a full queue refuses clients upstream.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use otlp_core::{ExportError, Payload, Signal};
+use otlp_resilience::Outcome;
+use otlp_resilience::breaker::BreakerState;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::exporters::Member;
+use super::queue::{Lease, PopLimits, Queue};
+use crate::config::{GroupMode, RetryConfig};
+use crate::metrics::{BreakerView, DropReason, GatewayMetrics, RouteView};
+
+/// How a route picks a member for each request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteMode {
+    /// One exporter.
+    Single,
+    /// A group: the first available member, in order.
+    Failover,
+    /// A group: round robin over available members.
+    LoadBalance,
+}
+
+impl RouteMode {
+    /// Label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RouteMode::Single => "single",
+            RouteMode::Failover => "failover",
+            RouteMode::LoadBalance => "load_balance",
+        }
+    }
+}
+
+impl From<GroupMode> for RouteMode {
+    fn from(mode: GroupMode) -> RouteMode {
+        match mode {
+            GroupMode::Failover => RouteMode::Failover,
+            GroupMode::LoadBalance => RouteMode::LoadBalance,
+        }
+    }
+}
+
+/// Settings the workers read (replaced on reload).
+#[derive(Debug, Clone)]
+pub struct RouteSettings {
+    /// How much one export request carries.
+    pub pop: PopLimits,
+    /// Backoff between attempts.
+    pub retry: RetryConfig,
+}
+
+/// A queue, its members and the signals routed to it.
+#[derive(Debug)]
+pub struct Route {
+    /// Name (the exporter's or the group's).
+    pub name: String,
+    /// How members are picked.
+    pub mode: RouteMode,
+    /// Signals this route takes.
+    pub signals: Vec<Signal>,
+    /// The queue.
+    pub queue: Arc<dyn Queue>,
+    /// The members, in configured order.
+    pub members: Vec<Member>,
+    /// Workers to run.
+    pub workers: usize,
+    settings: std::sync::RwLock<RouteSettings>,
+    next: AtomicUsize,
+}
+
+/// What happened to one export request.
+enum Delivery {
+    Delivered,
+    Dropped,
+    /// Shutdown cut the retries short: the lease goes back to the queue.
+    Interrupted,
+}
+
+impl Route {
+    /// A route of `members` draining `queue`.
+    pub fn new(
+        name: String,
+        mode: RouteMode,
+        signals: Vec<Signal>,
+        queue: Arc<dyn Queue>,
+        members: Vec<Member>,
+        workers: usize,
+        settings: RouteSettings,
+    ) -> Route {
+        Route {
+            name,
+            mode,
+            signals,
+            queue,
+            members,
+            workers: workers.max(1),
+            settings: std::sync::RwLock::new(settings),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Whether the route takes `signal`.
+    pub fn takes(&self, signal: Signal) -> bool {
+        self.signals.contains(&signal)
+    }
+
+    /// Replace batch and retry settings (configuration reload).
+    pub fn set_settings(&self, settings: RouteSettings) {
+        *self.settings.write().unwrap_or_else(|e| e.into_inner()) = settings;
+    }
+
+    fn settings(&self) -> RouteSettings {
+        self.settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// What the metrics registry shows of this route.
+    pub fn view(&self) -> RouteView {
+        RouteView {
+            name: self.name.clone(),
+            mode: self.mode.as_str(),
+            signals: self.signals.clone(),
+            queue: self.queue.metrics().clone(),
+            exporters: self.members.iter().map(|m| m.metrics.clone()).collect(),
+        }
+    }
+
+    /// Start the workers. They run until the queue is closed and empty, or until `stop`
+    /// is cancelled (then a lease being retried goes back to the queue).
+    pub fn spawn_workers(
+        self: &Arc<Self>,
+        metrics: Arc<GatewayMetrics>,
+        stop: CancellationToken,
+        tasks: &mut JoinSet<()>,
+    ) {
+        for _ in 0..self.workers {
+            let route = self.clone();
+            let metrics = metrics.clone();
+            let stop = stop.clone();
+            tasks.spawn(async move { route.work(metrics, stop).await });
+        }
+    }
+
+    async fn work(self: Arc<Self>, metrics: Arc<GatewayMetrics>, stop: CancellationToken) {
+        loop {
+            let settings = self.settings();
+            let lease = tokio::select! {
+                biased;
+                () = stop.cancelled() => return,
+                lease = self.queue.pop(settings.pop) => lease,
+            };
+            let Some(lease) = lease else { return };
+            match self.deliver_lease(&lease, &settings, &metrics, &stop).await {
+                Delivery::Interrupted => {
+                    self.queue.nack(lease);
+                    return;
+                }
+                Delivery::Delivered | Delivery::Dropped => self.queue.ack(lease),
+            }
+        }
+    }
+
+    async fn deliver_lease(
+        &self,
+        lease: &Lease,
+        settings: &RouteSettings,
+        metrics: &GatewayMetrics,
+        stop: &CancellationToken,
+    ) -> Delivery {
+        let mut outcome = Delivery::Delivered;
+        for payload in join_by_signal(&lease.entries) {
+            match self.deliver(payload, settings, metrics, stop).await {
+                Delivery::Interrupted => return Delivery::Interrupted,
+                Delivery::Dropped => outcome = Delivery::Dropped,
+                Delivery::Delivered => {}
+            }
+        }
+        outcome
+    }
+
+    /// Export one request until delivered, dropped by reason, or interrupted.
+    async fn deliver(
+        &self,
+        payload: Payload,
+        settings: &RouteSettings,
+        metrics: &GatewayMetrics,
+        stop: &CancellationToken,
+    ) -> Delivery {
+        let signal = payload.signal();
+        let items = payload.items();
+        let started = Instant::now();
+        let mut attempt: u32 = 0;
+        let mut backoff = settings.retry.initial_backoff.get();
+        loop {
+            let member = self.pick();
+            if attempt > 0 {
+                member.metrics.retries.fetch_add(1, Ordering::Relaxed);
+            }
+            attempt += 1;
+            let result = self.attempt(member, payload.clone()).await;
+            let error = match result {
+                Ok(rejected) => {
+                    let delivered = items.saturating_sub(rejected);
+                    member.metrics.exported_items[signal.index()]
+                        .fetch_add(delivered, Ordering::Relaxed);
+                    member
+                        .metrics
+                        .exported_requests
+                        .fetch_add(1, Ordering::Relaxed);
+                    member
+                        .metrics
+                        .exported_bytes
+                        .fetch_add(payload.len() as u64, Ordering::Relaxed);
+                    if rejected > 0 {
+                        metrics
+                            .signal(signal)
+                            .dropped(DropReason::Rejected, rejected);
+                    }
+                    return Delivery::Delivered;
+                }
+                Err(error) => error,
+            };
+            let message = format!("{}: {error}", member.name);
+            member.metrics.set_last_error(message.clone());
+            if !error.is_retryable() {
+                member
+                    .metrics
+                    .permanent_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                metrics.signal(signal).dropped(DropReason::Rejected, items);
+                metrics.record_error(format!("{message} ({items} {signal} items dropped)"));
+                tracing::error!(
+                    route = %self.name, exporter = %member.name, %signal, items, %error,
+                    "upstream refused data permanently; dropped"
+                );
+                return Delivery::Dropped;
+            }
+            member
+                .metrics
+                .retryable_failures
+                .fetch_add(1, Ordering::Relaxed);
+            let max_elapsed = settings.retry.max_elapsed.get();
+            if !max_elapsed.is_zero() && started.elapsed() >= max_elapsed {
+                metrics.signal(signal).dropped(DropReason::Expired, items);
+                metrics.record_error(format!(
+                    "{message}; gave up after {:?} ({items} {signal} items dropped)",
+                    started.elapsed()
+                ));
+                tracing::error!(
+                    route = %self.name, exporter = %member.name, %signal, items, %error,
+                    "export kept failing past retry.max_elapsed; dropped"
+                );
+                return Delivery::Dropped;
+            }
+            if attempt == 1 || attempt.is_power_of_two() {
+                metrics.record_error(message.clone());
+                tracing::warn!(
+                    route = %self.name, exporter = %member.name, %signal, attempt, %error,
+                    "export failed; will retry"
+                );
+            }
+            // A member of a group that still has healthy members is retried at once on
+            // the next one; otherwise wait.
+            let wait = if self.members.len() > 1 && self.any_available() {
+                Duration::ZERO
+            } else {
+                let jittered = backoff.mul_f64(0.5 + fastrand::f64() * 0.5);
+                error
+                    .retry_delay()
+                    .unwrap_or(jittered)
+                    .min(settings.retry.max_backoff.get())
+            };
+            backoff = (backoff * 2).min(settings.retry.max_backoff.get());
+            if !wait.is_zero() {
+                tokio::select! {
+                    biased;
+                    () = stop.cancelled() => return Delivery::Interrupted,
+                    () = tokio::time::sleep(wait) => {}
+                }
+            } else if stop.is_cancelled() {
+                return Delivery::Interrupted;
+            }
+        }
+    }
+
+    /// One call through the member's breaker; `Ok(rejected items)`.
+    async fn attempt(&self, member: &Member, payload: Payload) -> Result<u64, ExportError> {
+        member.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+        let result = match &member.breaker {
+            None => member.exporter().export(payload).await,
+            Some(breaker) => match breaker.try_acquire() {
+                Err(open) => Err(ExportError::Transport(format!(
+                    "circuit breaker open ({:?})",
+                    open.state
+                ))),
+                Ok(permit) => {
+                    let start = Instant::now();
+                    let result = member.exporter().export(payload).await;
+                    let outcome = match &result {
+                        Ok(_) => Outcome::Success,
+                        Err(e) if e.is_retryable() => Outcome::Failure,
+                        Err(_) => Outcome::Ignored,
+                    };
+                    permit.record(outcome, start.elapsed());
+                    result
+                }
+            },
+        };
+        member.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(breaker) = &member.breaker {
+            member.metrics.set_breaker(view(breaker.state()));
+        }
+        result.map(|accepted| accepted.partial_success.map_or(0, |p| p.rejected))
+    }
+
+    fn available(member: &Member) -> bool {
+        member
+            .breaker
+            .as_ref()
+            .is_none_or(|b| matches!(b.state(), BreakerState::Closed | BreakerState::Disabled))
+    }
+
+    fn any_available(&self) -> bool {
+        self.members.iter().any(Self::available)
+    }
+
+    /// The member for the next attempt.
+    fn pick(&self) -> &Member {
+        let n = self.members.len();
+        let start = match self.mode {
+            RouteMode::Single | RouteMode::Failover => 0,
+            RouteMode::LoadBalance => self.next.fetch_add(1, Ordering::Relaxed) % n,
+        };
+        (0..n)
+            .map(|i| &self.members[(start + i) % n])
+            .find(|m| Self::available(m))
+            // Nobody available: ask the one in turn anyway; its breaker answers (and lets
+            // a probe through once its open period is over).
+            .unwrap_or(&self.members[start % n])
+    }
+}
+
+fn view(state: BreakerState) -> BreakerView {
+    match state {
+        BreakerState::Closed => BreakerView::Closed,
+        BreakerState::Open | BreakerState::ForcedOpen => BreakerView::Open,
+        BreakerState::HalfOpen => BreakerView::HalfOpen,
+        _ => BreakerView::Disabled,
+    }
+}
+
+/// Joins entries of one signal into one request each, keeping the first-seen signal
+/// order. Concatenated `Export*ServiceRequest` messages are one valid message.
+pub fn join_by_signal(entries: &[Payload]) -> Vec<Payload> {
+    let mut out = Vec::with_capacity(1);
+    for signal in Signal::ALL {
+        let parts: Vec<&Payload> = entries.iter().filter(|p| p.signal() == signal).collect();
+        match parts.as_slice() {
+            [] => {}
+            [one] => out.push((*one).clone()),
+            many => {
+                let len = many.iter().map(|p| p.len()).sum();
+                let mut body = BytesMut::with_capacity(len);
+                for p in many {
+                    body.extend_from_slice(p.body());
+                }
+                let items = many.iter().map(|p| p.items()).sum();
+                let body: Bytes = body.freeze();
+                out.push(Payload::new(signal, body, items));
+            }
+        }
+    }
+    out
+}

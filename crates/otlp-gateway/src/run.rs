@@ -1,0 +1,365 @@
+//! Running the gateway: bind listeners, start the pipeline and the admin listener,
+//! reload on request, drain on shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use otlp_transport_grpc::receiver::{GrpcReceiver, GrpcReceiverConfig, RunningGrpcReceiver};
+use otlp_transport_http::receiver::{
+    AuthConfig as ReceiverAuth, HttpReceiver, HttpReceiverConfig, PemSource, RunningReceiver,
+    TenantSource, TlsConfig as ReceiverTls, Validation,
+};
+use tokio::time::Instant;
+
+use crate::admin::{
+    AdminServer, AdminState, DegradationSource, GrpcReceiverSource, HttpReceiverSource,
+    RunningAdmin,
+};
+use crate::config::{AuthMode, GatewayConfig, ListenerConfig, ValidationMode};
+use crate::metrics::{GatewayMetrics, Phase};
+use crate::pipeline::{Pipeline, PipelineError};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The pipeline (exporters, queues, degradation).
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// A listener.
+    #[error("{listener}: {message}")]
+    Listener {
+        /// `receivers.grpc`, `receivers.http` or `admin`.
+        listener: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// The data directory.
+    #[error("data_dir {path}: {message}")]
+    DataDir {
+        /// The path.
+        path: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    config: GatewayConfig,
+    metrics: Arc<GatewayMetrics>,
+    pipeline: Pipeline,
+    grpc: Option<RunningGrpcReceiver>,
+    http: Option<RunningReceiver>,
+    admin: Option<RunningAdmin>,
+}
+
+fn listener_err(listener: &'static str) -> impl Fn(String) -> StartError {
+    move |message| StartError::Listener { listener, message }
+}
+
+fn tls(listener: &ListenerConfig) -> Option<ReceiverTls> {
+    let t = listener.tls.as_ref()?;
+    let (cert, key) = (t.cert.as_ref()?, t.key.as_ref()?);
+    let mut tls = ReceiverTls::new(PemSource::file(cert), PemSource::file(key));
+    if let Some(ca) = &t.ca {
+        tls = tls.with_client_ca(PemSource::file(ca));
+    }
+    Some(tls)
+}
+
+fn auth(config: &GatewayConfig) -> Result<Option<ReceiverAuth>, String> {
+    let a = &config.auth;
+    if a.mode == AuthMode::None {
+        return Ok(None);
+    }
+    let mut keys = a.tokens.clone();
+    if let Some(file) = &a.tokens_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("auth.tokens_file {}: {e}", file.display()))?;
+        keys.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned),
+        );
+    }
+    Ok(Some(match a.mode {
+        AuthMode::Bearer => ReceiverAuth::bearer(keys),
+        _ => ReceiverAuth::api_key(a.header.clone().unwrap_or_else(|| "x-api-key".into()), keys),
+    }))
+}
+
+fn tenant_source(config: &GatewayConfig) -> Result<TenantSource, String> {
+    match &config.tenant.header {
+        None => Ok(TenantSource::None),
+        Some(h) => http::HeaderName::try_from(h.as_str())
+            .map(TenantSource::Header)
+            .map_err(|e| format!("tenant.header {h:?}: {e}")),
+    }
+}
+
+fn validation(config: &GatewayConfig) -> Validation {
+    match config.receivers.validation {
+        ValidationMode::Full => Validation::Full,
+        ValidationMode::Framing => Validation::Framing,
+    }
+}
+
+fn http_config(config: &GatewayConfig) -> Result<HttpReceiverConfig, StartError> {
+    let l = &config.receivers.http;
+    let err = listener_err("receivers.http");
+    let mut b = HttpReceiverConfig::builder()
+        .addr(l.addr.clone())
+        .max_body_bytes(l.max_request_bytes.as_usize())
+        .validation(validation(config))
+        .body_read_timeout(l.request_timeout.get())
+        .idle_timeout(l.idle_timeout.get())
+        .max_connections(l.max_connections)
+        .shutdown_grace(config.shutdown_grace.get())
+        .tenant(tenant_source(config).map_err(&err)?);
+    if let Some(tls) = tls(l) {
+        b = b.tls(tls);
+    }
+    if let Some(auth) = auth(config).map_err(&err)? {
+        b = b.auth(auth);
+    }
+    if !l.cors_origins.is_empty() {
+        b = b.cors(otlp_transport_http::receiver::CorsConfig::new(
+            l.cors_origins.iter().cloned(),
+        ));
+    }
+    b.build().map_err(|e| err(e.to_string()))
+}
+
+fn grpc_config(config: &GatewayConfig) -> Result<GrpcReceiverConfig, StartError> {
+    let l = &config.receivers.grpc;
+    let err = listener_err("receivers.grpc");
+    let mut b = GrpcReceiverConfig::builder()
+        .addr(l.addr.clone())
+        .max_message_bytes(l.max_request_bytes.as_usize())
+        .validation(validation(config))
+        .message_read_timeout(l.request_timeout.get())
+        .idle_timeout(l.idle_timeout.get())
+        .max_connections(l.max_connections)
+        .max_concurrent_calls(l.max_concurrent_requests)
+        .overload_retry_after(config.limits.retry_after.get())
+        .shutdown_grace(config.shutdown_grace.get())
+        .tenant(tenant_source(config).map_err(&err)?);
+    if let Some(tls) = tls(l) {
+        b = b.tls(tls);
+    }
+    if let Some(auth) = auth(config).map_err(&err)? {
+        b = b.auth(auth);
+    }
+    b.build().map_err(|e| err(e.to_string()))
+}
+
+/// The name of the file in the data directory that says where the listeners are
+/// (`{"grpc": "127.0.0.1:4317", "http": ..., "admin": ...}`), for tools and tests that
+/// start the gateway on port 0.
+pub const LISTEN_FILE: &str = "listen.json";
+
+fn write_listen_file(
+    data_dir: &std::path::Path,
+    grpc: Option<SocketAddr>,
+    http: Option<SocketAddr>,
+    admin: Option<SocketAddr>,
+) {
+    let mut map = serde_json::Map::new();
+    for (key, addr) in [("grpc", grpc), ("http", http), ("admin", admin)] {
+        if let Some(addr) = addr {
+            map.insert(key.into(), serde_json::Value::String(addr.to_string()));
+        }
+    }
+    let path = data_dir.join(LISTEN_FILE);
+    let tmp = data_dir.join(format!("{LISTEN_FILE}.tmp"));
+    let text = serde_json::Value::Object(map).to_string();
+    if let Err(error) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path)) {
+        tracing::warn!(path = %path.display(), %error, "cannot write the listen file");
+    }
+}
+
+impl Gateway {
+    /// Start everything `config` describes (already validated). Queues are replayed
+    /// before the listeners open, so `/readyz` turns ready only when data can flow.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError`] naming the part that failed.
+    pub async fn start(config: GatewayConfig) -> Result<Gateway, StartError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| StartError::DataDir {
+            path: config.data_dir.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let metrics = GatewayMetrics::new();
+        let state = AdminState::new(metrics.clone());
+        let admin = if config.admin.enabled {
+            let addr: SocketAddr = config
+                .admin
+                .addr
+                .parse()
+                .map_err(|e| StartError::Listener {
+                    listener: "admin",
+                    message: format!("{:?}: {e}", config.admin.addr),
+                })?;
+            Some(
+                AdminServer::bind(addr, state.clone())
+                    .await
+                    .map_err(|e| listener_err("admin")(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let mut pipeline = Pipeline::build(&config, metrics.clone()).await?;
+        pipeline.start();
+        let grpc = if config.receivers.grpc.enabled {
+            let running = GrpcReceiver::bind(grpc_config(&config)?, pipeline.sinks())
+                .await
+                .map_err(|e| listener_err("receivers.grpc")(e.to_string()))?;
+            state.add_source(
+                GrpcReceiverSource::new(running.metrics())
+                    .with_connections(running.listener_metrics()),
+            );
+            Some(running)
+        } else {
+            None
+        };
+        let http = if config.receivers.http.enabled {
+            let running = HttpReceiver::bind(http_config(&config)?, pipeline.sinks())
+                .await
+                .map_err(|e| listener_err("receivers.http")(e.to_string()))?;
+            state.add_source(HttpReceiverSource::new(running.metrics()));
+            Some(running)
+        } else {
+            None
+        };
+        if let Some(handle) = pipeline.degradation() {
+            state.add_source(DegradationSource(handle.clone()));
+        }
+        write_listen_file(
+            &config.data_dir,
+            grpc.as_ref().map(RunningGrpcReceiver::local_addr),
+            http.as_ref().map(RunningReceiver::local_addr),
+            admin.as_ref().map(RunningAdmin::local_addr),
+        );
+        metrics.set_phase(Phase::Running);
+        tracing::info!(
+            grpc = ?grpc.as_ref().map(RunningGrpcReceiver::local_addr),
+            http = ?http.as_ref().map(RunningReceiver::local_addr),
+            admin = ?admin.as_ref().map(RunningAdmin::local_addr),
+            routes = ?pipeline.routes().iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            data_dir = %config.data_dir.display(),
+            "gateway started"
+        );
+        Ok(Gateway {
+            config,
+            metrics,
+            pipeline,
+            grpc,
+            http,
+            admin,
+        })
+    }
+
+    /// The OTLP/gRPC address, when that listener is on.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc.as_ref().map(RunningGrpcReceiver::local_addr)
+    }
+
+    /// The OTLP/HTTP address, when that listener is on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(RunningReceiver::local_addr)
+    }
+
+    /// The admin address, when that listener is on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(RunningAdmin::local_addr)
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Arc<GatewayMetrics> {
+        &self.metrics
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &GatewayConfig {
+        &self.config
+    }
+
+    /// The pipeline.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// Apply a new configuration without dropping connections (SIGHUP). Listener, queue
+    /// and exporter-set changes are reported as needing a restart and nothing is applied.
+    ///
+    /// # Errors
+    ///
+    /// Why the new configuration was not applied.
+    pub fn reload(&mut self, config: GatewayConfig) -> Result<Vec<String>, String> {
+        let result = (|| {
+            if config.receivers != self.config.receivers || config.admin != self.config.admin {
+                return Err(
+                    "listener settings changed (restart the gateway to apply them)".to_owned(),
+                );
+            }
+            if config.queue != self.config.queue || config.data_dir != self.config.data_dir {
+                return Err("queue settings changed (restart the gateway to apply them)".to_owned());
+            }
+            self.pipeline.reload(&config).map_err(|e| e.to_string())
+        })();
+        match &result {
+            Ok(changed) => {
+                self.metrics
+                    .reloads
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.config = config;
+                tracing::info!(?changed, "configuration reloaded");
+            }
+            Err(error) => {
+                self.metrics
+                    .reload_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.metrics
+                    .record_error(format!("reload refused: {error}"));
+                tracing::error!(%error, "configuration reload refused; the old configuration stays");
+            }
+        }
+        result
+    }
+
+    /// Drain and stop (SIGTERM): `/readyz` turns 503, listeners stop accepting and finish
+    /// in-flight requests, queued data is delivered until the grace period ends (disk
+    /// queues keep the rest for the next start), exporters flush, then the admin listener
+    /// closes.
+    pub async fn shutdown(self) {
+        let grace = self.config.shutdown_grace.get();
+        let deadline = Instant::now() + grace;
+        self.metrics.set_phase(Phase::Draining);
+        tracing::info!(?grace, "draining");
+        let listener_grace = grace.min(Duration::from_secs(10));
+        if let Some(grpc) = self.grpc
+            && let Err(error) = grpc.shutdown(listener_grace).await
+        {
+            tracing::warn!(%error, "gRPC listener shutdown");
+        }
+        if let Some(http) = self.http
+            && let Err(error) = http.shutdown(listener_grace).await
+        {
+            tracing::warn!(%error, "HTTP listener shutdown");
+        }
+        let lost = self.pipeline.shutdown(deadline).await;
+        for (route, entries) in lost {
+            tracing::error!(%route, entries, "memory queue not drained within the grace period; its entries are lost");
+        }
+        if let Some(admin) = self.admin
+            && let Err(error) = admin.shutdown(Duration::from_secs(1)).await
+        {
+            tracing::warn!(%error, "admin listener shutdown");
+        }
+        tracing::info!("stopped");
+    }
+}
