@@ -1,5 +1,9 @@
 //! `cargo xtask bench [FILTER]`: run the criterion benches, then print one table of results.
 //!
+//! `cargo xtask bench gateway` runs only the `otlp gateway` end-to-end benchmark
+//! ([`crate::gateway_bench`]); plain `cargo xtask bench` runs the criterion benches and then
+//! that one; any other FILTER is criterion's and runs criterion benches only.
+//!
 //! Criterion writes `<criterion dir>/<group>/<bench>/new/estimates.json` (times in ns) and
 //! `new/benchmark.json` (the full id and the throughput, if the bench declared one). The
 //! table lists the benchmarks this run measured (criterion's `Benchmarking ID: Analyzing`
@@ -18,7 +22,22 @@ use crate::workspace::Workspace;
 /// The workspace member that holds the benches.
 const BENCH_PACKAGE: &str = "otlp-benches";
 
+/// The FILTER that selects the gateway benchmark alone.
+pub(crate) const GATEWAY: &str = "gateway";
+
 pub(crate) fn run(ws: &Workspace, filter: Option<&str>) -> Result<(), Failure> {
+    match filter {
+        Some(GATEWAY) => crate::gateway_bench::run(ws),
+        None => {
+            criterion(ws, None)?;
+            println!("\nbench: the otlp gateway end to end (cargo xtask bench {GATEWAY})");
+            crate::gateway_bench::run(ws)
+        }
+        Some(filter) => criterion(ws, Some(filter)),
+    }
+}
+
+fn criterion(ws: &Workspace, filter: Option<&str>) -> Result<(), Failure> {
     if ws.find(BENCH_PACKAGE).is_none() {
         return Err(format!("no workspace member named {BENCH_PACKAGE}").into());
     }

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo xtask ci [--keep-going] fmt, clippy, tests crate by crate, doc tests, docs: what CI runs
-//! cargo xtask bench [FILTER]    criterion benches of otlp-benches, then a summary table
+//! cargo xtask bench [FILTER]    criterion benches of otlp-benches, then a summary table,
+//!                               then the otlp gateway end to end (`bench gateway`: that alone)
 //! cargo xtask fuzz [SECONDS]    every cargo-fuzz target for SECONDS each (default 30)
 //! cargo xtask release           publish readiness checks, then cargo publish --workspace --dry-run
 //! ```
@@ -17,6 +18,7 @@ mod bench;
 mod ci;
 mod clock;
 mod fuzz;
+mod gateway_bench;
 mod json;
 mod release;
 mod step;
@@ -35,7 +37,9 @@ commands:
   ci [--keep-going]  cargo fmt --check, clippy -D warnings, cargo test per crate,
                      doc tests, cargo doc with warnings denied (what .ci/run runs);
                      stops at the first failing step unless --keep-going
-  bench [FILTER]     cargo bench -p otlp-benches [-- FILTER], then a results table
+  bench [FILTER]     cargo bench -p otlp-benches [-- FILTER], then a results table;
+                     without FILTER also the otlp gateway end to end (pinned to the
+                     2 cores, about 10 minutes); bench gateway: that alone
   fuzz [SECONDS]     run every fuzz target for SECONDS each (default 30; needs nightly)
   release            check publish readiness, then cargo publish --workspace --dry-run
   help               this text

@@ -2,7 +2,9 @@
 //! concurrent exporters, through the sink's writer thread, against the alternative
 //! design (each line written from `spawn_blocking` under a mutex, with the same "in the
 //! file when export resolves" promise). Throughput is in bytes of JSON written; the line
-//! sizes are printed so lines/s can be read off.
+//! sizes are printed so lines/s can be read off. Also the load generator that feeds it
+//! (`loadgen/*`): building and encoding fresh 512-item batches per signal, and handing
+//! out a pooled batch, in items per second.
 //!
 //! `cargo bench -p otlp-gateway --bench file_sink -- --warm-up-time 1 --measurement-time 3`
 
@@ -143,9 +145,23 @@ fn bench(c: &mut Criterion) {
     }
 }
 
+fn generate(c: &mut Criterion) {
+    let mut group = c.benchmark_group("loadgen");
+    group.throughput(Throughput::Elements(512));
+    for signal in [Signal::Traces, Signal::Metrics, Signal::Logs] {
+        let mut generator = Generator::new(GeneratorConfig::new(signal));
+        group.bench_function(BenchmarkId::new("fresh_batch", signal.as_str()), |b| {
+            b.iter(|| generator.next_payload())
+        });
+    }
+    let pool = Generator::new(GeneratorConfig::new(Signal::Traces)).pool(64);
+    group.bench_function("pooled_batch", |b| b.iter(|| pool.next_payload()));
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10);
-    targets = bench
+    targets = bench, generate
 }
 criterion_main!(benches);

@@ -5,6 +5,25 @@
 //! per exporter, batched, and exported to one or more upstreams with retry and circuit
 //! breaking; admin endpoints for health, Prometheus metrics and a status page.
 //!
+//! ```no_run
+//! use otlp_gateway::Gateway;
+//! use otlp_gateway::config::GatewayConfig;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = GatewayConfig::from_toml_str(r#"
+//!     data_dir = "/var/lib/otlp-gateway"
+//!     [[exporters]]
+//!     name = "backend"
+//!     kind = "grpc"
+//!     endpoint = "grpc://collector.internal:4317"
+//! "#)?;
+//! let gateway = Gateway::start(config).await?;
+//! println!("OTLP/gRPC on {:?}", gateway.grpc_addr());
+//! // ... on SIGTERM:
+//! gateway.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
 //! Module map: [`config`] (TOML, flags, `OTEL_*`), [`pipeline`] (ingress stages, queues,
 //! routes and exporters), [`admin`] (health, metrics, status page), [`metrics`] (the one
 //! registry every stage reports to), [`loadgen`] (realistic data for `otlp send`).
@@ -18,5 +37,6 @@ pub mod logs;
 pub mod metrics;
 pub mod pipeline;
 pub mod run;
+pub mod self_telemetry;
 
 pub use run::{Gateway, StartError};

@@ -29,7 +29,7 @@ pub enum StartError {
     /// A listener.
     #[error("{listener}: {message}")]
     Listener {
-        /// `receivers.grpc`, `receivers.http` or `admin`.
+        /// `receivers.grpc`, `receivers.http`, `admin` or `self_telemetry`.
         listener: &'static str,
         /// Why.
         message: String,
@@ -53,6 +53,10 @@ pub struct Gateway {
     grpc: Option<RunningGrpcReceiver>,
     http: Option<RunningReceiver>,
     admin: Option<RunningAdmin>,
+    telemetry: Option<(
+        tokio::task::JoinHandle<()>,
+        tokio_util::sync::CancellationToken,
+    )>,
 }
 
 fn listener_err(listener: &'static str) -> impl Fn(String) -> StartError {
@@ -238,6 +242,14 @@ impl Gateway {
         if let Some(handle) = pipeline.degradation() {
             state.add_source(DegradationSource(handle.clone()));
         }
+        let stop = tokio_util::sync::CancellationToken::new();
+        let telemetry =
+            crate::self_telemetry::spawn(&config.self_telemetry, metrics.clone(), stop.clone())
+                .map_err(|message| StartError::Listener {
+                    listener: "self_telemetry",
+                    message,
+                })?
+                .map(|task| (task, stop));
         write_listen_file(
             &config.data_dir,
             grpc.as_ref().map(RunningGrpcReceiver::local_addr),
@@ -260,6 +272,7 @@ impl Gateway {
             grpc,
             http,
             admin,
+            telemetry,
         })
     }
 
@@ -354,6 +367,10 @@ impl Gateway {
         let lost = self.pipeline.shutdown(deadline).await;
         for (route, entries) in lost {
             tracing::error!(%route, entries, "memory queue not drained within the grace period; its entries are lost");
+        }
+        if let Some((task, stop)) = self.telemetry {
+            stop.cancel();
+            let _ = task.await;
         }
         if let Some(admin) = self.admin
             && let Err(error) = admin.shutdown(Duration::from_secs(1)).await

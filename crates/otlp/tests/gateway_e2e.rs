@@ -464,8 +464,9 @@ async fn overload_stays_bounded_and_recovers() {
     let upstream = free_addr();
     let a = Gateway::start(
         GatewaySpec::new("a", dir.path())
+            .listener("max_request_bytes = \"1MiB\"")
             .tables(
-                "[queue]\nkind = \"memory\"\nmax_bytes = \"2MiB\"\n\
+                "[queue]\nkind = \"memory\"\nmax_bytes = \"2MiB\"\n[batch]\nmax_bytes = \"512KiB\"\n\
                  [limits]\nmemory_soft = \"192MiB\"\nmemory_hard = \"256MiB\"\nretry_after = \"1s\"\n\
                  [degradation]\nenabled = true\ninterval = \"250ms\"\ncool_down = \"2s\"\n",
             )

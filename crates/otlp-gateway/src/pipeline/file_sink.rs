@@ -631,7 +631,10 @@ fn rotated_files(dir: &Path) -> io::Result<Vec<Rotated>> {
 fn parse_rotated(name: &str) -> Option<(Signal, u64)> {
     let stem = name.strip_suffix(".jsonl")?;
     let (signal, rest) = stem.split_once('-')?;
-    let signal: Signal = signal.parse().ok()?;
+    // Only our own names: `Signal`'s parser also takes aliases such as `spans`.
+    let signal = [Signal::Traces, Signal::Metrics, Signal::Logs]
+        .into_iter()
+        .find(|s| s.as_str() == signal)?;
     let (seq, stamp) = rest.split_once('-')?;
     if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) || stamp.is_empty() {
         return None;

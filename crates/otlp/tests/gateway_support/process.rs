@@ -29,6 +29,7 @@ pub(crate) struct GatewaySpec {
     grpc_addr: String,
     http_addr: String,
     top: String,
+    listener: String,
     tables: String,
 }
 
@@ -43,6 +44,7 @@ impl GatewaySpec {
             grpc_addr: "127.0.0.1:0".into(),
             http_addr: "127.0.0.1:0".into(),
             top: String::new(),
+            listener: String::new(),
             tables: String::new(),
         }
     }
@@ -57,6 +59,14 @@ impl GatewaySpec {
     pub(crate) fn top(mut self, toml: &str) -> GatewaySpec {
         self.top.push_str(toml);
         self.top.push('\n');
+        self
+    }
+
+    /// Keys added to both `[receivers.grpc]` and `[receivers.http]`, e.g.
+    /// `max_request_bytes = "1MiB"`.
+    pub(crate) fn listener(mut self, toml: &str) -> GatewaySpec {
+        self.listener.push_str(toml);
+        self.listener.push('\n');
         self
     }
 
@@ -94,14 +104,15 @@ impl GatewaySpec {
         let data_dir = self.data_dir();
         format!(
             "data_dir = {data_dir:?}\nshutdown_grace = \"10s\"\n{top}\n\
-             [receivers.grpc]\naddr = \"{grpc}\"\n\
-             [receivers.http]\naddr = \"{http}\"\n\
+             [receivers.grpc]\naddr = \"{grpc}\"\n{listener}\n\
+             [receivers.http]\naddr = \"{http}\"\n{listener}\n\
              [admin]\naddr = \"127.0.0.1:0\"\n\
              [log]\nlevel = \"info\"\n\n{tables}",
             data_dir = data_dir.display().to_string(),
             top = self.top,
             grpc = self.grpc_addr,
             http = self.http_addr,
+            listener = self.listener,
             tables = self.tables,
         )
     }
@@ -211,10 +222,11 @@ impl Gateway {
         let polls = START_TIMEOUT.as_millis() / POLL.as_millis();
         for _ in 0..polls {
             if let Some(status) = self.try_wait() {
+                let log = std::fs::read_to_string(self.spec.log_path()).unwrap_or_default();
                 return Err(format!(
-                    "exited with {status} before writing {}; {}",
+                    "exited with {status} before writing {}: {}",
                     listen_file.display(),
-                    self.stderr_tail(10)
+                    log.lines().last().unwrap_or_default()
                 ));
             }
             if let Ok(text) = std::fs::read_to_string(&listen_file)
