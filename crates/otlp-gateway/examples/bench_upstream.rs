@@ -26,7 +26,6 @@ use std::time::Duration;
 use otlp_core::{Accepted, Payload, Refusal, Sink};
 use otlp_transport_grpc::receiver::{GrpcReceiver, GrpcReceiverConfig, Sinks as GrpcSinks};
 use otlp_transport_http::receiver::{HttpReceiver, HttpReceiverConfig, Sinks, Validation};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Counts what it accepts; answers at once.
@@ -123,12 +122,21 @@ async fn serve(args: Args) -> Result<(), Box<dyn Error>> {
     tokio::pin!(deadline);
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    // Standard input on a plain thread (tokio's `io-std` is not among our features): one
+    // message a line; the channel closes at the end of input.
+    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<()>();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            if line.is_err() || tx.send(()).is_err() {
+                break;
+            }
+        }
+    });
     loop {
         tokio::select! {
-            line = lines.next_line() => match line {
-                Ok(Some(_)) => println!("stats {}", sink.line()),
-                Ok(None) | Err(_) => break,
+            line = lines.recv() => match line {
+                Some(()) => println!("stats {}", sink.line()),
+                None => break,
             },
             _ = term.recv() => break,
             _ = int.recv() => break,

@@ -24,6 +24,12 @@
 //! # Ok(()) }
 //! ```
 //!
+//! The disk queue is our own (segment files with CRC-32 records, group-commit fsync,
+//! out-of-order acks): the crates we looked at are single-consumer with in-order commits
+//! (`yaque`), one circular file without checksums syncing every operation
+//! (`queue-file`), or key-value stores (`sled`, `fjall`); see
+//! [`pipeline::queue::DiskQueue`] and docs/adr/0008-disk-queue.md.
+//!
 //! Module map: [`config`] (TOML, flags, `OTEL_*`), [`pipeline`] (ingress stages, queues,
 //! routes and exporters), [`admin`] (health, metrics, status page), [`metrics`] (the one
 //! registry every stage reports to), [`loadgen`] (realistic data for `otlp send`).

@@ -4,7 +4,9 @@
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 const BIN: &str = env!("CARGO_BIN_EXE_otlp");
 

@@ -43,20 +43,20 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// How long data may take to arrive at the upstream's files once it can.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Polls B's files every 250 ms until `done` says they hold everything (bounded by
+/// Polls B's files every 50 ms until `done` says they hold everything (bounded by
 /// `timeout`); returns the last reading.
 async fn wait_delivered(
     dir: &Path,
     timeout: Duration,
     mut done: impl FnMut(&Delivered) -> bool,
 ) -> Delivered {
-    let polls = timeout.as_millis() / 250;
+    let polls = timeout.as_millis() / 50;
     for _ in 0..polls {
         let seen = delivered::read(dir);
         if done(&seen) {
             return seen;
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     delivered::read(dir)
 }
@@ -296,7 +296,9 @@ async fn upstream_killed_and_restarted_delivers_every_span() {
     let _serial = SERIAL.lock().await;
     let started = Instant::now();
     const N: u64 = 2000;
-    const FIRST: u64 = 600;
+    const KILL_AFTER: u64 = 100;
+    // 40 requests 50 ms apart: about two seconds of sending, most of it with B down.
+    const PACE: Duration = Duration::from_millis(50);
     const BASE: u64 = 0xE2E3_0000_0000_0000;
     let dir = tempfile::tempdir().expect("tempdir");
     let b_addr = free_addr();
@@ -309,33 +311,28 @@ async fn upstream_killed_and_restarted_delivers_every_span() {
     .await;
     let client = grpc_client(a.grpc_addr());
 
-    // Part one with B up; B must have started receiving before it is killed.
-    let (acked, errors) = send_spans_retrying(&client, BASE, 0..FIRST, 50, 50).await;
-    assert_eq!(
-        acked.len() as u64,
-        FIRST,
-        "A refused: {}\n{}",
-        first(&errors),
-        tails(&[&a, &b])
-    );
-    let before_kill = wait_delivered(&b.data_dir(), Duration::from_secs(20), |d| {
-        !d.spans.is_empty()
+    // One sender streams all N spans (retrying refusals, as an SDK would) while B is
+    // killed mid-stream, once some spans have reached it: B dies with exports in flight.
+    let sender = {
+        let client = client.clone();
+        tokio::spawn(async move { send_spans_retrying(&client, BASE, 0..N, 50, 50, PACE).await })
+    };
+    let before_kill = wait_delivered(&b.data_dir(), Duration::from_secs(30), |d| {
+        d.spans.len() as u64 >= KILL_AFTER
     })
     .await;
+    b.kill();
     assert!(
         !before_kill.spans.is_empty(),
         "nothing reached B before the kill\n{}",
         tails(&[&a, &b])
     );
-    b.kill();
-
-    // Part two while B is down: A's disk queue takes it.
-    let (acked2, errors2) = send_spans_retrying(&client, BASE, FIRST..N, 50, 50).await;
+    let (acked, errors) = sender.await.expect("sender task");
     assert_eq!(
-        acked2.len() as u64,
-        N - FIRST,
-        "A refused while its upstream was down: {}\n{}",
-        first(&errors2),
+        acked.len() as u64,
+        N,
+        "A refused spans (its disk queue should take them while B is down): {}\n{}",
+        first(&errors),
         tails(&[&a, &b])
     );
     // Down for a while: A's exports fail and back off.
@@ -664,12 +661,40 @@ async fn overload_stays_bounded_and_recovers() {
         missing.len(),
         first(&missing)
     );
+    // Drops are counted for what the client was told was accepted, and only that: spans of
+    // a request that was then refused (the client sends them again) are not dropped.
+    assert_eq!(
+        missing.len() as f64,
+        dropped,
+        "dropped_items_total{{signal=\"traces\"}} says {dropped} spans were dropped by policy, \
+         but {} accepted spans are missing: drops counted for refused requests?\n{diag}",
+        missing.len()
+    );
 
-    // Recovered: new data is accepted again (bounded retries while the queue drains) and
-    // delivered.
+    // Recovered: once the load is gone the degradation level steps back to normal
+    // (cool_down 2 s per level), and new data is accepted and delivered in full.
+    let mut level = f64::NAN;
+    for _ in 0..(DELIVERY_TIMEOUT.as_millis() / 250) {
+        level = metric_sum(&a.metrics(), "otlp_gateway_degradation_level", &[]);
+        if level == 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        level, 0.0,
+        "A's degradation level did not return to normal\n{diag}"
+    );
     let client = grpc_client(a.grpc_addr());
-    let (recovered, errors) =
-        send_spans_retrying(&client, 0xE2E8_0000_0000_0000, 0..200, 100, 150).await;
+    let (recovered, errors) = send_spans_retrying(
+        &client,
+        0xE2E8_0000_0000_0000,
+        0..200,
+        100,
+        150,
+        Duration::ZERO,
+    )
+    .await;
     assert_eq!(
         recovered.len(),
         200,
@@ -682,12 +707,13 @@ async fn overload_stays_bounded_and_recovers() {
     .await;
     assert!(
         after.missing_spans(&recovered).is_empty(),
-        "spans sent after recovery missing at B\n{diag}"
+        "spans sent after recovery missing at B: {}\n{diag}",
+        first(&after.missing_spans(&recovered))
     );
     eprintln!(
         "overload_stays_bounded_and_recovers: {} spans accepted ({} error spans, all \
          delivered), {} requests refused retryably (/metrics: {by_reason:?}), {} spans \
-         dropped by policy, {} accepted-and-missing; RSS idle {rss_idle} KiB, peak \
+         counted as dropped by policy, {} accepted-and-missing; RSS idle {rss_idle} KiB, peak \
          {rss_peak} KiB (bound {RSS_BOUND_KIB} KiB); recovered after {} refused retries; {:?}",
         accepted.len(),
         accepted_errors.len(),

@@ -365,19 +365,6 @@ impl Pipeline {
         let metrics = self.shared.metrics.clone();
         for route in &self.routes {
             route.spawn_workers(metrics.clone(), self.stop.clone(), &mut self.workers);
-            let corrupt = route.queue.corrupt_records();
-            if corrupt > 0 {
-                // Records lost to a torn write before a crash: counted, never silent.
-                for signal in route.signals.iter().take(1) {
-                    metrics
-                        .signal(*signal)
-                        .dropped(DropReason::Corrupt, corrupt);
-                }
-                metrics.record_error(format!(
-                    "queue {}: {corrupt} corrupt records skipped at start",
-                    route.name
-                ));
-            }
         }
         if let Some(controller) = self.controller.take() {
             self.controller_task = Some(controller.spawn());
@@ -387,12 +374,32 @@ impl Pipeline {
         }
         let shared = self.shared.clone();
         let stop = self.stop.clone();
+        let routes = self.routes.clone();
         self.background.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(500));
+            let mut corrupt_seen = vec![0u64; routes.len()];
             loop {
                 tokio::select! {
                     () = stop.cancelled() => return,
                     _ = tick.tick() => {}
+                }
+                // Disk records that failed their checksum (at open after a crash, or
+                // when read back): counted, never silent. Records, not items: a
+                // damaged record's item count cannot be read.
+                for (route, seen) in routes.iter().zip(corrupt_seen.iter_mut()) {
+                    let corrupt = route.queue.corrupt_records();
+                    if corrupt > *seen {
+                        let new = corrupt - *seen;
+                        *seen = corrupt;
+                        if let Some(signal) = route.signals.first() {
+                            shared.metrics.signal(*signal).dropped(DropReason::Corrupt, new);
+                        }
+                        shared.metrics.record_error(format!(
+                            "queue {}: {new} corrupt records skipped",
+                            route.name
+                        ));
+                        tracing::error!(route = %route.name, records = new, "corrupt queue records skipped");
+                    }
                 }
                 if let Some(handle) = &shared.degradation {
                     shared
@@ -491,7 +498,7 @@ impl Pipeline {
         }
         self.stop.cancel();
         while self.workers.join_next().await.is_some() {}
-        self.background.abort_all();
+        while self.background.join_next().await.is_some() {}
         if let Some(monitor) = self.memory_monitor.take() {
             monitor.abort();
         }

@@ -446,7 +446,11 @@ pub(crate) async fn http_send(
 }
 
 /// [`http_send`] that must get an answer.
-pub(crate) async fn http_post(addr: SocketAddr, payload: &Payload, headers: &[(&str, &str)]) -> Reply {
+pub(crate) async fn http_post(
+    addr: SocketAddr,
+    payload: &Payload,
+    headers: &[(&str, &str)],
+) -> Reply {
     http_send(addr, payload, headers)
         .await
         .unwrap_or_else(|e| panic!("HTTP to the gateway at {addr}: {e}"))

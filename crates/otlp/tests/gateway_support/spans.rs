@@ -168,13 +168,15 @@ pub(crate) async fn send_spans(
 }
 
 /// Like [`send_spans`], but each request is retried (bounded: `attempts`, 200 ms apart)
-/// until acknowledged, as an SDK would; returns the ids acknowledged and the errors seen.
+/// until acknowledged, as an SDK would, and requests are `pace` apart; returns the ids
+/// acknowledged and the errors seen.
 pub(crate) async fn send_spans_retrying(
     client: &GrpcExporter,
     base: u64,
     range: Range<u64>,
     per_request: u64,
     attempts: u32,
+    pace: Duration,
 ) -> (Vec<String>, Vec<String>) {
     let mut acked = Vec::new();
     let mut errors = Vec::new();
@@ -195,6 +197,9 @@ pub(crate) async fn send_spans_retrying(
             }
         }
         start = end;
+        if !pace.is_zero() {
+            tokio::time::sleep(pace).await;
+        }
     }
     (acked, errors)
 }

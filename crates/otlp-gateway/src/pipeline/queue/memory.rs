@@ -1,6 +1,6 @@
 //! The memory queue: a bounded FIFO of [`Payload`]s, lost on a crash.
 //!
-//! The waiting/leasing logic ([`LeaseCore`]) is shared with the disk queue, which keeps
+//! The waiting/leasing logic (`LeaseCore`) is shared with the disk queue, which keeps
 //! index entries instead of payloads in it.
 //!
 //! Semantics both backends share:

@@ -25,7 +25,7 @@
 //! - A segment is deleted once every record in it is acknowledged and it is no longer
 //!   appended to.
 //! - At open every record's CRC-32 is checked. A damaged spot (torn tail after a crash,
-//!   flipped bits, garbage) is counted in [`DiskQueue::corrupt_records`] and the segment
+//!   flipped bits, garbage) is counted in [`Queue::corrupt_records`] and the segment
 //!   is cut there (the records after it cannot be framed); a file with a bad header is
 //!   renamed to `*.seg.corrupt`. Nothing panics on bad input.
 //! - The byte bound counts unacknowledged record bytes (payload + 27 bytes + tenant),
@@ -39,8 +39,8 @@
 //! one circular file that removes from the head only, fsyncs every operation and has no
 //! record checksums; `sled` / `fjall` are key-value stores (sled is unmaintained beta)
 //! whose write amplification and compaction buy nothing for a FIFO of blobs. The segment
-//! log here is ~800 lines and matches the contract of [`Queue`] exactly; see
-//! `docs/adr/0008-disk-queue.md`.
+//! log here (~1,600 lines with the format's unit tests) matches the contract of
+//! [`Queue`] exactly; see `docs/adr/0008-disk-queue.md`.
 
 mod format;
 mod replay;
@@ -349,12 +349,6 @@ impl DiskQueue {
         })
     }
 
-    /// Damaged records found at open or when reading a record back (each dropped; the
-    /// gateway counts them as `DropReason::Corrupt`).
-    pub fn corrupt_records(&self) -> u64 {
-        self.shared.corrupt.load(Ordering::Relaxed)
-    }
-
     /// The queue's directory.
     pub fn dir(&self) -> &std::path::Path {
         &self.dir
@@ -609,6 +603,12 @@ impl Queue for DiskQueue {
 
     fn metrics(&self) -> &Arc<QueueMetrics> {
         &self.shared.metrics
+    }
+
+    /// Damaged records found at open, plus records that failed their checksum when read
+    /// back for a pop later (each dropped and acknowledged; the count only grows).
+    fn corrupt_records(&self) -> u64 {
+        self.shared.corrupt.load(Ordering::Relaxed)
     }
 }
 

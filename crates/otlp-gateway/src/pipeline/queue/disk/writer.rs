@@ -12,7 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -172,10 +172,7 @@ impl Writer {
                 if shutdown || group_bytes >= GROUP_MAX_BYTES {
                     break;
                 }
-                next = match self.rx.try_recv() {
-                    Ok(c) => Some(c),
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-                };
+                next = self.rx.try_recv().ok();
             }
             if !pushes.is_empty() {
                 self.write_group(pushes);
