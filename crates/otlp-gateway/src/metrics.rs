@@ -10,21 +10,20 @@ use std::time::SystemTime;
 
 use otlp_core::Signal;
 
-/// Why a request was refused (the client got a retryable or a permanent error).
+/// Why the pipeline refused a request (the client got a retryable or a permanent
+/// error). Refusals by the listeners themselves (credentials, size limits, malformed
+/// bodies, content types) never reach the pipeline; they are counted by the receivers
+/// (`otlp_gateway_receiver_requests_total{outcome}` and friends).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RefuseReason {
-    /// Missing or wrong credentials.
-    Unauthenticated,
     /// The tenant's rate limit.
     RateLimited,
     /// The memory limiter.
     Memory,
     /// An exporter queue is full.
     QueueFull,
-    /// Malformed or invalid data.
+    /// Data the degradation policy could not decode.
     BadData,
-    /// Larger than the request limit.
-    TooLarge,
     /// The gateway is shutting down.
     Draining,
     /// Anything else (a disk error, a bug).
@@ -33,13 +32,11 @@ pub enum RefuseReason {
 
 impl RefuseReason {
     /// All reasons, in label order.
-    pub const ALL: [RefuseReason; 8] = [
-        RefuseReason::Unauthenticated,
+    pub const ALL: [RefuseReason; 6] = [
         RefuseReason::RateLimited,
         RefuseReason::Memory,
         RefuseReason::QueueFull,
         RefuseReason::BadData,
-        RefuseReason::TooLarge,
         RefuseReason::Draining,
         RefuseReason::Internal,
     ];
@@ -47,12 +44,10 @@ impl RefuseReason {
     /// The Prometheus label value.
     pub const fn as_str(self) -> &'static str {
         match self {
-            RefuseReason::Unauthenticated => "unauthenticated",
             RefuseReason::RateLimited => "rate_limited",
             RefuseReason::Memory => "memory",
             RefuseReason::QueueFull => "queue_full",
             RefuseReason::BadData => "bad_data",
-            RefuseReason::TooLarge => "too_large",
             RefuseReason::Draining => "draining",
             RefuseReason::Internal => "internal",
         }
@@ -195,8 +190,7 @@ pub struct ExporterMetrics {
     pub name: String,
     /// `grpc`, `http` or `file`.
     pub kind: &'static str,
-    /// Where it sends (URL or directory).
-    pub endpoint: String,
+    endpoint: RwLock<String>,
     /// Items delivered, per signal.
     pub exported_items: [AtomicU64; 3],
     /// Requests delivered.
@@ -221,7 +215,7 @@ impl ExporterMetrics {
         ExporterMetrics {
             name: name.into(),
             kind,
-            endpoint: endpoint.into(),
+            endpoint: RwLock::new(endpoint.into()),
             exported_items: Default::default(),
             exported_requests: AtomicU64::new(0),
             exported_bytes: AtomicU64::new(0),
@@ -232,6 +226,19 @@ impl ExporterMetrics {
             breaker: AtomicU8::new(BreakerView::Disabled as u8),
             last_error: Mutex::new(None),
         }
+    }
+
+    /// Where it sends (URL or directory).
+    pub fn endpoint(&self) -> String {
+        self.endpoint
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Record a new endpoint (configuration reload).
+    pub fn set_endpoint(&self, endpoint: String) {
+        *self.endpoint.write().unwrap_or_else(|e| e.into_inner()) = endpoint;
     }
 
     /// The breaker's state as last seen.

@@ -259,28 +259,50 @@ async fn failover_returns_to_the_first_member_once_it_recovers() {
     ))
     .await;
     let http = gw.http_addr().expect("http");
-    assert_eq!(http_post(http, &traces(ids(0, 5)), &[]).await.status, 200);
-    eventually("the second member takes over", || {
-        exported(&gw, "second", Signal::Traces) == 5
-    })
-    .await;
+    // Each batch is tried on the first member once, then at once on the second; the
+    // first member's breaker opens after its `minimum_calls` (2) failures.
+    for batch in 0..3u64 {
+        assert_eq!(
+            http_post(http, &traces(ids(batch * 5, 5)), &[])
+                .await
+                .status,
+            200
+        );
+        eventually("the second member takes the batch", || {
+            exported(&gw, "second", Signal::Traces) == (batch + 1) * 5
+        })
+        .await;
+    }
     assert_eq!(exporter(&gw, "first").breaker(), BreakerView::Open);
 
     first.sink.answer_with(Answer::Accept);
     // Keep sending (bounded: 60 requests, 100 ms apart, well past the 300 ms open period)
     // until the first member gets data again.
-    let mut next = 100;
-    for _ in 0..60 {
-        assert_eq!(
-            http_post(http, &traces(ids(next, 1)), &[]).await.status,
-            200
-        );
-        next += 1;
+    let mut sent: Vec<u64> = ids(0, 15).collect();
+    for id in 100..160 {
+        assert_eq!(http_post(http, &traces([id]), &[]).await.status, 200);
+        sent.push(id);
         tokio::time::sleep(Duration::from_millis(100)).await;
         if exported(&gw, "first", Signal::Traces) > 0 {
             break;
         }
     }
+    let total = sent.len() as u64;
+    eventually(
+        "everything sent is delivered by one member or the other",
+        || {
+            exported(&gw, "first", Signal::Traces) + exported(&gw, "second", Signal::Traces)
+                == total
+        },
+    )
+    .await;
+    let mut all = first.sink.span_ids();
+    all.extend(second.sink.span_ids());
+    assert!(
+        exactly_once(&all, sent.iter().copied()),
+        "{:?}",
+        counts(&all)
+    );
     assert!(
         exported(&gw, "first", Signal::Traces) > 0,
         "the recovered first member never got data back (breaker {:?}); the second got {}",
@@ -833,7 +855,7 @@ async fn reload_shows_the_new_endpoint_in_metrics() {
     let mut gw = start(config(dir.path(), &body(&old.endpoint()))).await;
     gw.reload(config(dir.path(), &body(&new.endpoint())))
         .expect("reload");
-    let shown = exporter(&gw, "up").endpoint.clone();
+    let shown = exporter(&gw, "up").endpoint();
     assert!(
         shown.contains(&new.addr.to_string()),
         "metrics show endpoint {shown} after moving to {}",

@@ -247,13 +247,7 @@ fn pipeline(s: &StatusReport) -> String {
         format!("{} received", num(s.totals.received_items as f64)),
         format!("{} refused", num(s.totals.refused_items as f64)),
     ];
-    for reason in [
-        "unauthenticated",
-        "rate_limited",
-        "memory",
-        "too_large",
-        "bad_data",
-    ] {
+    for reason in ["rate_limited", "memory", "bad_data"] {
         let n: u64 = s
             .signals
             .values()

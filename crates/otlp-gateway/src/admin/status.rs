@@ -334,7 +334,7 @@ fn exporter_status(e: &ExporterMetrics) -> ExporterStatus {
     ExporterStatus {
         name: e.name.clone(),
         kind: e.kind,
-        endpoint: e.endpoint.clone(),
+        endpoint: e.endpoint(),
         breaker: e.breaker().as_str(),
         exported_items: Signal::ALL
             .iter()

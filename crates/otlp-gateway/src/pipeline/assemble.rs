@@ -499,6 +499,11 @@ impl Pipeline {
         self.stop.cancel();
         while self.workers.join_next().await.is_some() {}
         while self.background.join_next().await.is_some() {}
+        // Stopped, not just dropped: its queue-fill trigger holds the routes, and a disk
+        // queue's lock must be released when shutdown returns.
+        if let Some(task) = self.controller_task.take() {
+            let _ = task.stop().await;
+        }
         if let Some(monitor) = self.memory_monitor.take() {
             monitor.abort();
         }

@@ -72,7 +72,8 @@ impl Member {
         if self.config() == *config {
             return Ok(false);
         }
-        let (exporter, _, _) = build_transport(config, data_dir)?;
+        let (exporter, _, endpoint) = build_transport(config, data_dir)?;
+        self.metrics.set_endpoint(endpoint);
         let old = std::mem::replace(
             &mut *self.exporter.write().unwrap_or_else(|e| e.into_inner()),
             (exporter, config.clone()),

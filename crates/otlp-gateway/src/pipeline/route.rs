@@ -210,8 +210,13 @@ impl Route {
         let started = Instant::now();
         let mut attempt: u32 = 0;
         let mut backoff = settings.retry.initial_backoff.get();
+        // The member that failed last, and how many members failed since the last wait:
+        // in a group the next member is tried at once, and the route waits only once
+        // every member has failed in this round.
+        let mut last_failed: Option<usize> = None;
+        let mut failed_in_round = 0;
         loop {
-            let member = self.pick();
+            let (index, member) = self.pick(last_failed);
             if attempt > 0 {
                 member.metrics.retries.fetch_add(1, Ordering::Relaxed);
             }
@@ -278,11 +283,12 @@ impl Route {
                     "export failed; will retry"
                 );
             }
-            // A member of a group that still has healthy members is retried at once on
-            // the next one; otherwise wait.
-            let wait = if self.members.len() > 1 && self.any_available() {
+            last_failed = Some(index);
+            failed_in_round += 1;
+            let wait = if failed_in_round < self.members.len() {
                 Duration::ZERO
             } else {
+                failed_in_round = 0;
                 let jittered = backoff.mul_f64(0.5 + fastrand::f64() * 0.5);
                 error
                     .retry_delay()
@@ -332,30 +338,40 @@ impl Route {
         result.map(|accepted| accepted.partial_success.map_or(0, |p| p.rejected))
     }
 
+    /// Whether a call to `member` can go through its breaker now: closed, half-open
+    /// (its probe permits limit the calls), or open with the open period over (the next
+    /// call becomes the probe; the breaker only moves to half-open when asked).
     fn available(member: &Member) -> bool {
-        member
-            .breaker
-            .as_ref()
-            .is_none_or(|b| matches!(b.state(), BreakerState::Closed | BreakerState::Disabled))
+        let Some(breaker) = &member.breaker else {
+            return true;
+        };
+        match breaker.state() {
+            BreakerState::Open => breaker
+                .snapshot()
+                .open_until
+                .is_some_and(|until| Instant::now() >= until),
+            BreakerState::ForcedOpen => false,
+            _ => true,
+        }
     }
 
-    fn any_available(&self) -> bool {
-        self.members.iter().any(Self::available)
-    }
-
-    /// The member for the next attempt.
-    fn pick(&self) -> &Member {
+    /// The member for the next attempt: after a failure of member `i` the search starts
+    /// at `i + 1`; otherwise at the first member (failover) or the next in turn (load
+    /// balancing). The first available member from there wins; with none available,
+    /// the one at the start (its breaker answers at once).
+    fn pick(&self, after: Option<usize>) -> (usize, &Member) {
         let n = self.members.len();
-        let start = match self.mode {
-            RouteMode::Single | RouteMode::Failover => 0,
-            RouteMode::LoadBalance => self.next.fetch_add(1, Ordering::Relaxed) % n,
+        let start = match (after, self.mode) {
+            (Some(failed), _) => failed + 1,
+            (None, RouteMode::Single | RouteMode::Failover) => 0,
+            (None, RouteMode::LoadBalance) => self.next.fetch_add(1, Ordering::Relaxed),
         };
         (0..n)
-            .map(|i| &self.members[(start + i) % n])
-            .find(|m| Self::available(m))
-            // Nobody available: ask the one in turn anyway; its breaker answers (and lets
-            // a probe through once its open period is over).
-            .unwrap_or(&self.members[start % n])
+            .map(|i| (start + i) % n)
+            .find(|&i| Self::available(&self.members[i]))
+            .map_or((start % n, &self.members[start % n]), |i| {
+                (i, &self.members[i])
+            })
     }
 }
 

@@ -71,9 +71,12 @@
         [num(r.values.requests) + " requests", num(r.values.accepted_items) + " items accepted"]);
     }) : [box("", "OTLP in", "gRPC · HTTP", [num(s.totals.requests) + " requests"])];
     var refusedBy = [];
-    ["unauthenticated", "rate_limited", "memory", "too_large", "bad_data"].forEach(function (r) {
+    ["rate_limited", "memory", "bad_data"].forEach(function (r) {
       var n = 0;
-      Object.keys(s.signals).forEach(function (k) { n += s.signals[k].refused[r].items; });
+      Object.keys(s.signals).forEach(function (k) {
+        var x = s.signals[k].refused[r];
+        n += x ? x.items : 0;
+      });
       if (n > 0) refusedBy.push(esc(r) + " " + num(n));
     });
     var control = s.sources.filter(function (x) { return x.kind === "degradation"; })[0];
