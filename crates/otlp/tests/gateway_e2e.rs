@@ -352,10 +352,13 @@ async fn upstream_killed_and_restarted_delivers_every_span() {
     let missing = seen.missing_spans(&want);
     assert!(
         missing.is_empty(),
-        "spans missing at B after its restart: {}\nB holds: {}\nA /metrics:\n{}\n{}",
+        "spans missing at B after its restart: {}\nB holds: {}\nA /metrics:\n{}\nB /metrics:\n{}\n\
+         B's files:\n{}\n{}",
         first(&missing),
         seen.describe(),
         metric_lines(&a.metrics(), "otlp_gateway_export"),
+        metric_lines(&b.metrics(), "otlp_gateway_queue"),
+        gateway_support::dir_listing(&b.data_dir()),
         tails(&[&a, &b])
     );
     assert!(
@@ -585,6 +588,12 @@ async fn overload_stays_bounded_and_recovers() {
         other.is_empty(),
         "refusals that are not retryable with a delay\n{diag}"
     );
+    let http_refusals = retryable.iter().filter(|r| r.starts_with("HTTP")).count();
+    assert!(
+        http_refusals > 0 && http_refusals < retryable.len(),
+        "both listeners must refuse retryably ({http_refusals} of {} refusals were HTTP)\n{diag}",
+        retryable.len()
+    );
     assert!(
         rss_peak > 0 && rss_peak < RSS_BOUND_KIB,
         "A's peak RSS {rss_peak} KiB, bound {RSS_BOUND_KIB} KiB\n{diag}"
@@ -712,9 +721,10 @@ async fn overload_stays_bounded_and_recovers() {
     );
     eprintln!(
         "overload_stays_bounded_and_recovers: {} spans accepted ({} error spans, all \
-         delivered), {} requests refused retryably (/metrics: {by_reason:?}), {} spans \
-         counted as dropped by policy, {} accepted-and-missing; RSS idle {rss_idle} KiB, peak \
-         {rss_peak} KiB (bound {RSS_BOUND_KIB} KiB); recovered after {} refused retries; {:?}",
+         delivered), {} requests refused retryably ({http_refusals} over HTTP; /metrics: \
+         {by_reason:?}), {} spans counted as dropped by policy, {} accepted-and-missing; RSS \
+         idle {rss_idle} KiB, peak {rss_peak} KiB (bound {RSS_BOUND_KIB} KiB); recovered \
+         after {} refused retries; {:?}",
         accepted.len(),
         accepted_errors.len(),
         retryable.len(),

@@ -22,9 +22,7 @@ use super::ingress::{Ingress, IngressShared, TenantRule};
 use super::queue::{DiskQueue, DiskQueueConfig, MemoryQueue, PopLimits, Queue};
 use super::route::{Route, RouteMode, RouteSettings};
 use super::tenant_limit::TenantLimiter;
-use crate::config::{
-    ExporterConfig, ExporterKind, GatewayConfig, QueueConfig, QueueKind, SignalName,
-};
+use crate::config::{ExporterConfig, GatewayConfig, QueueConfig, QueueKind, SignalName};
 use crate::metrics::{DropReason, GatewayMetrics};
 
 /// Why the pipeline could not be built or reloaded.
@@ -86,22 +84,14 @@ fn signals_of(names: &[SignalName]) -> Vec<Signal> {
     set.into_iter().map(SignalName::signal).collect()
 }
 
-/// A route's queue: the exporter's own `queue`, else `[queue]`; a file exporter without
-/// its own queue gets a memory queue (the file is the local store; a disk queue in front
-/// of it would write everything twice).
+/// A route's queue: the exporter's own `queue`, else `[queue]`. The file sink gets the
+/// same default as a network exporter (disk): its writes are buffered, so a disk queue in
+/// front of it is what makes an acknowledged request survive a crash.
 fn queue_config(config: &GatewayConfig, exporter: &ExporterConfig) -> QueueConfig {
-    match &exporter.queue {
-        Some(q) => q.clone(),
-        None if exporter.kind == ExporterKind::File => QueueConfig {
-            kind: QueueKind::Memory,
-            max_bytes: config
-                .queue
-                .max_bytes
-                .min(crate::config::ByteSize::mib(256)),
-            ..config.queue.clone()
-        },
-        None => config.queue.clone(),
-    }
+    exporter
+        .queue
+        .clone()
+        .unwrap_or_else(|| config.queue.clone())
 }
 
 async fn open_queue(

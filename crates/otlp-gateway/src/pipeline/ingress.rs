@@ -121,6 +121,18 @@ impl IngressShared {
             None => None,
         };
 
+        // Items the policy drops are counted only once the request is acknowledged: a
+        // refused request will be sent again, and counting its drops now would count
+        // them twice.
+        let (mut sampled, mut degraded) = (0, 0);
+        let count_drops = |sampled: u64, degraded: u64| {
+            if sampled > 0 {
+                counters.dropped(DropReason::Sampled, sampled);
+            }
+            if degraded > 0 {
+                counters.dropped(DropReason::Degraded, degraded);
+            }
+        };
         if let Some(handle) = &self.degradation {
             let level = handle.level();
             if level != DegradationLevel::Normal {
@@ -131,13 +143,8 @@ impl IngressShared {
                     .clone();
                 match policy.apply_payload(level, &mut payload) {
                     Ok(report) => {
-                        let sampled = report.dropped_sampled + report.dropped_emergency;
-                        if sampled > 0 {
-                            counters.dropped(DropReason::Sampled, sampled);
-                        }
-                        if report.dropped_severity > 0 {
-                            counters.dropped(DropReason::Degraded, report.dropped_severity);
-                        }
+                        sampled = report.dropped_sampled + report.dropped_emergency;
+                        degraded = report.dropped_severity;
                     }
                     Err(e) => {
                         let refusal = Refusal::BadData(e.to_string());
@@ -145,7 +152,8 @@ impl IngressShared {
                     }
                 }
                 if payload.items() == 0 {
-                    // Everything was dropped by policy (and counted): nothing to queue.
+                    // Everything was dropped by policy: nothing to queue.
+                    count_drops(sampled, degraded);
                     return Ok(Accepted::full());
                 }
             }
@@ -153,6 +161,7 @@ impl IngressShared {
 
         let routes: Vec<&Arc<Route>> = self.routes.iter().filter(|r| r.takes(signal)).collect();
         if routes.is_empty() {
+            count_drops(sampled, degraded);
             counters.dropped(DropReason::Unrouted, payload.items());
             return Ok(Accepted::full());
         }
@@ -201,6 +210,7 @@ impl IngressShared {
             };
             return Err(self.refuse(signal, reason, items, refusal));
         }
+        count_drops(sampled, degraded);
         counters.accepted_items.fetch_add(kept, Ordering::Relaxed);
         Ok(Accepted::full())
     }

@@ -26,3 +26,28 @@ pub(crate) fn free_addr() -> SocketAddr {
         .local_addr()
         .expect("local_addr of a bound listener")
 }
+
+/// Every file under `dir` with its size, one per line (for failure messages).
+pub(crate) fn dir_listing(dir: &std::path::Path) -> String {
+    let mut lines = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    // Bounded: a test's data directory holds a few dozen files.
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => stack.push(path),
+                Ok(m) => lines.push(format!("{} {}", m.len(), path.display())),
+                Err(_) => {}
+            }
+        }
+        if lines.len() > 200 {
+            break;
+        }
+    }
+    lines.sort();
+    lines.join("\n")
+}
