@@ -625,7 +625,7 @@ async fn permanent_upstream_error_drops_and_counts_then_moves_on() {
         gw.metrics()
             .recent_errors()
             .iter()
-            .any(|(_, e)| e.contains("10 traces items dropped")),
+            .any(|(_, e)| e.contains("refused 10 traces items permanently")),
         "{:?}",
         gw.metrics().recent_errors()
     );
@@ -1090,4 +1090,78 @@ members = ["a", "nope"]
         otlp_gateway::config::GatewayConfig::from_toml_str(&text).expect_err("unknown member");
     assert!(error.key.starts_with("groups[0].members"), "{error}");
     assert!(error.to_string().contains("nope"), "{error}");
+}
+
+/// One client's data that the upstream refuses permanently must not cost the other
+/// clients whose requests were joined into the same batch: the batch is sent again entry
+/// by entry and only the bad entry is dropped (and counted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poisoned_entry_is_dropped_alone_from_its_batch() {
+    let up = Upstream::grpc().await;
+    up.sink
+        .answer_with(Answer::RefuseSpanNamed("poison".into()));
+    let dir = tempdir();
+    let gw = start(config(
+        dir.path(),
+        &format!(
+            "{MEMORY_QUEUE}[batch]\nlinger = \"500ms\"\n{}",
+            exporter_toml("up", &up.endpoint(), "")
+        ),
+    ))
+    .await;
+    let client = grpc_client(gw.grpc_addr().expect("grpc"), &[]);
+    let mut poison = span(1_000, false);
+    poison.name = "poison".into();
+    let (a, b, c) = tokio::join!(
+        grpc_send(&client, traces(ids(0, 10))),
+        grpc_send(&client, traces_of(vec![poison, span(1_001, false)])),
+        grpc_send(&client, traces(ids(20, 10))),
+    );
+    a.expect("accepted");
+    b.expect("accepted");
+    c.expect("accepted");
+    let counters = gw.metrics().signal(Signal::Traces);
+    eventually("the poisoned entry is dropped", || {
+        counters.dropped_items(DropReason::Rejected) == 2
+    })
+    .await;
+    eventually("the good entries arrive", || up.sink.span_ids().len() >= 20).await;
+    assert!(exactly_once(
+        &up.sink.span_ids(),
+        ids(0, 10).chain(ids(20, 10))
+    ));
+    bounded("shutdown", gw.shutdown()).await;
+}
+
+/// A request larger than `batch.max_bytes` is split by resource and span before export,
+/// so an upstream with a smaller message limit is not handed a request it must refuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_larger_than_a_batch_is_split_before_export() {
+    let up = Upstream::grpc().await;
+    let dir = tempdir();
+    let gw = start(config(
+        dir.path(),
+        &format!(
+            "{MEMORY_QUEUE}[batch]\nmax_bytes = \"64KiB\"\nmax_items = 300\n{}",
+            exporter_toml("up", &up.endpoint(), "")
+        ),
+    ))
+    .await;
+    let big = traces(ids(0, 2_000));
+    assert!(big.len() > 64 * 1024, "fixture too small: {}", big.len());
+    let client = grpc_client(gw.grpc_addr().expect("grpc"), &[]);
+    grpc_send(&client, big).await.expect("accepted");
+    eventually("every span arrives", || up.sink.span_ids().len() >= 2_000).await;
+    assert!(exactly_once(&up.sink.span_ids(), ids(0, 2_000)));
+    let payloads = up.sink.payloads();
+    assert!(payloads.len() >= 7, "{} requests", payloads.len());
+    for p in &payloads {
+        assert!(
+            p.len() <= 64 * 1024 && p.items() <= 300,
+            "{} bytes, {} items",
+            p.len(),
+            p.items()
+        );
+    }
+    bounded("shutdown", gw.shutdown()).await;
 }

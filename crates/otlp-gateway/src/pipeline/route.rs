@@ -88,7 +88,10 @@ pub struct Route {
 /// What happened to one export request.
 enum Delivery {
     Delivered,
+    /// Dropped by reason and counted (expired).
     Dropped,
+    /// The upstream refused it permanently (not yet counted: the caller may split it).
+    Rejected,
     /// Shutdown cut the retries short: the lease goes back to the queue.
     Interrupted,
 }
@@ -161,6 +164,7 @@ impl Route {
     }
 
     async fn work(self: Arc<Self>, metrics: Arc<GatewayMetrics>, stop: CancellationToken) {
+        use futures_util::FutureExt as _;
         loop {
             let settings = self.settings();
             let lease = tokio::select! {
@@ -169,16 +173,38 @@ impl Route {
                 lease = self.queue.pop(settings.pop) => lease,
             };
             let Some(lease) = lease else { return };
-            match self.deliver_lease(&lease, &settings, &metrics, &stop).await {
-                Delivery::Interrupted => {
+            let delivery = std::panic::AssertUnwindSafe(
+                self.deliver_lease(&lease, &settings, &metrics, &stop),
+            )
+            .catch_unwind()
+            .await;
+            match delivery {
+                Ok(Delivery::Interrupted) => {
                     self.queue.nack(lease);
                     return;
                 }
-                Delivery::Delivered | Delivery::Dropped => self.queue.ack(lease),
+                Ok(_) => self.queue.ack(lease),
+                Err(_) => {
+                    // A bug, not the data's fault: keep the data and the worker.
+                    self.queue.nack(lease);
+                    metrics.record_error(format!(
+                        "route {}: an export panicked; the batch was put back",
+                        self.name
+                    ));
+                    tracing::error!(route = %self.name, "export panicked; batch put back in the queue");
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
             }
         }
     }
 
+    /// Deliver a lease: the entries of each signal joined into one request; entries
+    /// larger than `batch.max_bytes` split by resource first (sent one by one). When the
+    /// upstream refuses a joined request permanently, its entries are sent one by one, so
+    /// one client's bad or oversized data does not cost the others theirs.
     async fn deliver_lease(
         &self,
         lease: &Lease,
@@ -187,14 +213,80 @@ impl Route {
         stop: &CancellationToken,
     ) -> Delivery {
         let mut outcome = Delivery::Delivered;
-        for payload in join_by_signal(&lease.entries) {
-            match self.deliver(payload, settings, metrics, stop).await {
+        for signal in Signal::ALL {
+            let entries = lease.entries.iter().filter(|p| p.signal() == signal);
+            let count = entries.clone().count();
+            let parts: Vec<Payload> = entries
+                .flat_map(|p| split_if_larger(p, settings.pop.max_items, settings.pop.max_bytes))
+                .collect();
+            let first_try = match parts.len() {
+                0 => continue,
+                1 => parts[0].clone(),
+                _ if parts.len() > count => {
+                    // Something was split: its pieces go one by one.
+                    match self.deliver_each(&parts, settings, metrics, stop).await {
+                        Delivery::Interrupted => return Delivery::Interrupted,
+                        Delivery::Dropped => outcome = Delivery::Dropped,
+                        _ => {}
+                    }
+                    continue;
+                }
+                _ => join(signal, &parts),
+            };
+            match self
+                .deliver(first_try.clone(), settings, metrics, stop)
+                .await
+            {
                 Delivery::Interrupted => return Delivery::Interrupted,
+                Delivery::Delivered => {}
+                Delivery::Dropped => outcome = Delivery::Dropped,
+                Delivery::Rejected if parts.len() == 1 => {
+                    self.count_rejected(&first_try, metrics);
+                    outcome = Delivery::Dropped;
+                }
+                Delivery::Rejected => {
+                    match self.deliver_each(&parts, settings, metrics, stop).await {
+                        Delivery::Interrupted => return Delivery::Interrupted,
+                        Delivery::Dropped => outcome = Delivery::Dropped,
+                        _ => {}
+                    }
+                }
+            }
+        }
+        outcome
+    }
+
+    /// Deliver `parts` one by one; `Dropped` if any was dropped, `Interrupted` at once.
+    async fn deliver_each(
+        &self,
+        parts: &[Payload],
+        settings: &RouteSettings,
+        metrics: &GatewayMetrics,
+        stop: &CancellationToken,
+    ) -> Delivery {
+        let mut outcome = Delivery::Delivered;
+        for part in parts {
+            match self.deliver(part.clone(), settings, metrics, stop).await {
+                Delivery::Interrupted => return Delivery::Interrupted,
+                Delivery::Rejected => {
+                    self.count_rejected(part, metrics);
+                    outcome = Delivery::Dropped;
+                }
                 Delivery::Dropped => outcome = Delivery::Dropped,
                 Delivery::Delivered => {}
             }
         }
         outcome
+    }
+
+    fn count_rejected(&self, payload: &Payload, metrics: &GatewayMetrics) {
+        let (signal, items) = (payload.signal(), payload.items());
+        metrics.signal(signal).dropped(DropReason::Rejected, items);
+        metrics.record_error(format!(
+            "route {}: upstream refused {items} {signal} items permanently; dropped",
+            self.name
+        ));
+        tracing::error!(route = %self.name, %signal, items, "upstream refused data permanently; dropped");
     }
 
     /// Export one request until delivered, dropped by reason, or interrupted.
@@ -221,7 +313,11 @@ impl Route {
                 member.metrics.retries.fetch_add(1, Ordering::Relaxed);
             }
             attempt += 1;
-            let result = self.attempt(member, payload.clone()).await;
+            let result = tokio::select! {
+                biased;
+                () = stop.cancelled() => return Delivery::Interrupted,
+                result = self.attempt(member, payload.clone()) => result,
+            };
             let error = match result {
                 Ok(rejected) => {
                     let delivered = items.saturating_sub(rejected);
@@ -251,13 +347,8 @@ impl Route {
                     .metrics
                     .permanent_failures
                     .fetch_add(1, Ordering::Relaxed);
-                metrics.signal(signal).dropped(DropReason::Rejected, items);
-                metrics.record_error(format!("{message} ({items} {signal} items dropped)"));
-                tracing::error!(
-                    route = %self.name, exporter = %member.name, %signal, items, %error,
-                    "upstream refused data permanently; dropped"
-                );
-                return Delivery::Dropped;
+                metrics.record_error(message);
+                return Delivery::Rejected;
             }
             member
                 .metrics
@@ -289,11 +380,13 @@ impl Route {
                 Duration::ZERO
             } else {
                 failed_in_round = 0;
-                let jittered = backoff.mul_f64(0.5 + fastrand::f64() * 0.5);
+                let jittered = backoff
+                    .mul_f64(0.5 + fastrand::f64() * 0.5)
+                    .min(settings.retry.max_backoff.get());
+                // The server's Retry-After / RetryInfo wins over our backoff.
                 error
                     .retry_delay()
-                    .unwrap_or(jittered)
-                    .min(settings.retry.max_backoff.get())
+                    .map_or(jittered, |d| d.min(MAX_SERVER_DELAY))
             };
             backoff = (backoff * 2).min(settings.retry.max_backoff.get());
             if !wait.is_zero() {
@@ -384,26 +477,38 @@ fn view(state: BreakerState) -> BreakerView {
     }
 }
 
-/// Joins entries of one signal into one request each, keeping the first-seen signal
-/// order. Concatenated `Export*ServiceRequest` messages are one valid message.
-pub fn join_by_signal(entries: &[Payload]) -> Vec<Payload> {
-    let mut out = Vec::with_capacity(1);
-    for signal in Signal::ALL {
-        let parts: Vec<&Payload> = entries.iter().filter(|p| p.signal() == signal).collect();
-        match parts.as_slice() {
-            [] => {}
-            [one] => out.push((*one).clone()),
-            many => {
-                let len = many.iter().map(|p| p.len()).sum();
-                let mut body = BytesMut::with_capacity(len);
-                for p in many {
-                    body.extend_from_slice(p.body());
-                }
-                let items = many.iter().map(|p| p.items()).sum();
-                let body: Bytes = body.freeze();
-                out.push(Payload::new(signal, body, items));
-            }
-        }
+/// The longest server-requested retry delay honoured (a sanity cap on Retry-After).
+const MAX_SERVER_DELAY: Duration = Duration::from_secs(300);
+
+/// Entries of one signal joined into one request: concatenated `Export*ServiceRequest`
+/// messages are one valid message (repeated-field merge).
+pub fn join(signal: Signal, parts: &[Payload]) -> Payload {
+    let len = parts.iter().map(Payload::len).sum();
+    let mut body = BytesMut::with_capacity(len);
+    for p in parts {
+        body.extend_from_slice(p.body());
     }
-    out
+    let items = parts.iter().map(Payload::items).sum();
+    let body: Bytes = body.freeze();
+    Payload::new(signal, body, items)
+}
+
+/// `payload` as it is, or split by resource (and below) into requests of at most
+/// `max_items` / `max_bytes` when it is larger. Malformed framing: as it is (the
+/// upstream will say what is wrong).
+fn split_if_larger(payload: &Payload, max_items: u64, max_bytes: usize) -> Vec<Payload> {
+    if payload.len() <= max_bytes && payload.items() <= max_items {
+        return vec![payload.clone()];
+    }
+    let signal = payload.signal();
+    match otlp_core::wire::split_to_fit(signal, payload.body(), max_items, max_bytes) {
+        Ok(pieces) if pieces.len() > 1 => pieces
+            .into_iter()
+            .map(|piece| {
+                let items = piece.items();
+                Payload::new(signal, piece.into_encoded(), items)
+            })
+            .collect(),
+        _ => vec![payload.clone()],
+    }
 }

@@ -65,6 +65,8 @@ pub(crate) enum Answer {
     Accept,
     /// Refuse with this.
     Refuse(Refusal),
+    /// Refuse as bad data every traces request holding a span with this name; take the rest.
+    RefuseSpanNamed(String),
 }
 
 /// Records every payload it accepts; answers as scripted.
@@ -181,6 +183,25 @@ impl Sink for RecordingSink {
                 Answer::Refuse(refusal) => {
                     self.refused.fetch_add(1, Ordering::SeqCst);
                     Err(refusal)
+                }
+                Answer::RefuseSpanNamed(name) => {
+                    let poisoned = payload
+                        .decode::<ExportTraceServiceRequest>()
+                        .map(|r| {
+                            r.resource_spans
+                                .iter()
+                                .flat_map(|r| &r.scope_spans)
+                                .flat_map(|s| &s.spans)
+                                .any(|s| s.name == name)
+                        })
+                        .unwrap_or(false);
+                    if poisoned {
+                        self.refused.fetch_add(1, Ordering::SeqCst);
+                        Err(Refusal::BadData(format!("span {name:?} is invalid (test)")))
+                    } else {
+                        self.held.lock().unwrap().push(payload);
+                        Ok(Accepted::full())
+                    }
                 }
             };
             self.changed.notify_waiters();
