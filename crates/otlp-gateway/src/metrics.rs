@@ -74,17 +74,20 @@ pub enum DropReason {
     Corrupt,
     /// No exporter takes the signal.
     Unrouted,
+    /// Still in a memory queue when the shutdown grace period ended.
+    Shutdown,
 }
 
 impl DropReason {
     /// All reasons, in label order.
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::Sampled,
         DropReason::Degraded,
         DropReason::Rejected,
         DropReason::Expired,
         DropReason::Corrupt,
         DropReason::Unrouted,
+        DropReason::Shutdown,
     ];
 
     /// The Prometheus label value.
@@ -96,6 +99,7 @@ impl DropReason {
             DropReason::Expired => "expired",
             DropReason::Corrupt => "corrupt",
             DropReason::Unrouted => "unrouted",
+            DropReason::Shutdown => "shutdown",
         }
     }
 

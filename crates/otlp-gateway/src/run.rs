@@ -160,6 +160,64 @@ fn grpc_config(config: &GatewayConfig) -> Result<GrpcReceiverConfig, StartError>
     b.build().map_err(|e| err(e.to_string()))
 }
 
+/// The keys whose change a reload cannot apply in place (listeners, auth, queues, the
+/// exporter set and groups, memory limits, the degradation controller, logs,
+/// self-telemetry, and an exporter's workers, signals, breaker and queue, or anything of
+/// a file exporter but `retry`); `None` when everything that changed can be applied.
+///
+/// What a reload applies: `limits.tenant_*`, `limits.max_tenants`, `limits.retry_after`
+/// (for refusals decided by the pipeline), `tenant.resource_attribute`, `tenant.default`,
+/// `degradation.trace_keep_ratio`, `degradation.log_min_severity`,
+/// `degradation.strip_attributes`, `[batch]`, and per exporter `retry` and (network
+/// exporters) `endpoint`, `headers`, `compression`, `timeout`, `tls`.
+pub fn restart_needed(old: &GatewayConfig, new: &GatewayConfig) -> Option<Vec<String>> {
+    let mut normalized = new.clone();
+    normalized.limits.tenant_items_per_second = old.limits.tenant_items_per_second;
+    normalized.limits.tenant_burst_items = old.limits.tenant_burst_items;
+    normalized.limits.max_tenants = old.limits.max_tenants;
+    normalized.limits.retry_after = old.limits.retry_after;
+    normalized.tenant.resource_attribute = old.tenant.resource_attribute.clone();
+    normalized.tenant.default = old.tenant.default.clone();
+    normalized.degradation.trace_keep_ratio = old.degradation.trace_keep_ratio;
+    normalized.degradation.log_min_severity = old.degradation.log_min_severity;
+    normalized.degradation.strip_attributes = old.degradation.strip_attributes.clone();
+    normalized.batch = old.batch.clone();
+    if normalized.exporters.len() == old.exporters.len() {
+        for (n, o) in normalized.exporters.iter_mut().zip(&old.exporters) {
+            if n.name != o.name || n.kind != o.kind {
+                continue;
+            }
+            n.retry = o.retry.clone();
+            if n.kind != crate::config::ExporterKind::File {
+                n.endpoint = o.endpoint.clone();
+                n.headers = o.headers.clone();
+                n.compression = o.compression;
+                n.timeout = o.timeout;
+                n.tls = o.tls.clone();
+            }
+        }
+    }
+    if normalized == *old {
+        return None;
+    }
+    let (a, b) = (
+        serde_json::to_value(old).unwrap_or_default(),
+        serde_json::to_value(&normalized).unwrap_or_default(),
+    );
+    let mut keys = Vec::new();
+    if let (Some(a), Some(b)) = (a.as_object(), b.as_object()) {
+        for (key, value) in b {
+            if a.get(key) != Some(value) {
+                keys.push(key.clone());
+            }
+        }
+    }
+    if keys.is_empty() {
+        keys.push("the configuration".into());
+    }
+    Some(keys)
+}
+
 /// The name of the file in the data directory that says where the listeners are
 /// (`{"grpc": "127.0.0.1:4317", "http": ..., "admin": ...}`), for tools and tests that
 /// start the gateway on port 0.
@@ -306,24 +364,21 @@ impl Gateway {
         &self.pipeline
     }
 
-    /// Apply a new configuration without dropping connections (SIGHUP). Listener, queue
-    /// and exporter-set changes are reported as needing a restart and nothing is applied.
+    /// Apply a new configuration without dropping connections (SIGHUP). A change that
+    /// cannot be applied in place ([`restart_needed`]) refuses the whole reload, naming
+    /// the keys, and nothing is applied.
     ///
     /// # Errors
     ///
     /// Why the new configuration was not applied.
     pub fn reload(&mut self, config: GatewayConfig) -> Result<Vec<String>, String> {
-        let result = (|| {
-            if config.receivers != self.config.receivers || config.admin != self.config.admin {
-                return Err(
-                    "listener settings changed (restart the gateway to apply them)".to_owned(),
-                );
-            }
-            if config.queue != self.config.queue || config.data_dir != self.config.data_dir {
-                return Err("queue settings changed (restart the gateway to apply them)".to_owned());
-            }
-            self.pipeline.reload(&config).map_err(|e| e.to_string())
-        })();
+        let result = match restart_needed(&self.config, &config) {
+            Some(keys) => Err(format!(
+                "{} changed (restart the gateway to apply)",
+                keys.join(", ")
+            )),
+            None => self.pipeline.reload(&config).map_err(|e| e.to_string()),
+        };
         match &result {
             Ok(changed) => {
                 self.metrics
@@ -378,5 +433,45 @@ impl Gateway {
             tracing::warn!(%error, "admin listener shutdown");
         }
         tracing::info!("stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> GatewayConfig {
+        GatewayConfig::from_toml_str(text).unwrap()
+    }
+
+    const BASE: &str = r#"
+[[exporters]]
+name = "up"
+kind = "grpc"
+endpoint = "grpc://127.0.0.1:4317"
+"#;
+
+    #[test]
+    fn reloadable_keys_apply_and_others_name_themselves() {
+        let old = parse(BASE);
+        let same = |extra: &str| restart_needed(&old, &parse(&format!("{BASE}{extra}")));
+        assert_eq!(same(""), None);
+        assert_eq!(same("[limits]\ntenant_items_per_second = 10\n"), None);
+        assert_eq!(same("[batch]\nmax_items = 100\n"), None);
+        assert_eq!(
+            same("[auth]\nmode = \"bearer\"\ntokens = [\"t\"]\n"),
+            Some(vec!["auth".to_owned()])
+        );
+        assert_eq!(
+            same("[limits]\nmemory_soft = \"100MiB\"\n"),
+            Some(vec!["limits".to_owned()])
+        );
+        let moved = parse(&BASE.replace("127.0.0.1:4317", "127.0.0.1:5317"));
+        assert_eq!(restart_needed(&old, &moved), None);
+        let workers = parse(&format!("{BASE}workers = 7\n"));
+        assert_eq!(
+            restart_needed(&old, &workers),
+            Some(vec!["exporters".to_owned()])
+        );
     }
 }

@@ -1047,3 +1047,25 @@ fn every_toml_block_in_the_configuration_guide_parses() {
     }
     assert!(blocks >= 10, "found only {blocks} TOML blocks");
 }
+
+#[test]
+fn group_members_must_share_queue_settings() {
+    let text = r#"
+[[exporters]]
+name = "a"
+kind = "grpc"
+endpoint = "grpc://127.0.0.1:4317"
+[[exporters]]
+name = "b"
+kind = "grpc"
+endpoint = "grpc://127.0.0.1:5317"
+signals = ["traces"]
+[[groups]]
+name = "g"
+mode = "failover"
+members = ["a", "b"]
+"#;
+    let err = GatewayConfig::from_toml_str(text).unwrap_err();
+    assert_eq!(err.key, "exporters[1].signals");
+    assert!(err.message.contains("share one queue"), "{err}");
+}

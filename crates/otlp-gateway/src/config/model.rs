@@ -41,7 +41,7 @@ pub struct GatewayConfig {
     pub admin: AdminConfig,
     /// The gateway's own logs.
     pub log: LogConfig,
-    /// The gateway's own traces and metrics, exported through our exporters.
+    /// The gateway's own metrics, exported over OTLP through our exporters.
     pub self_telemetry: SelfTelemetryConfig,
 }
 

@@ -804,6 +804,41 @@ fn groups(config: &GatewayConfig) -> Check {
                 return fail(format!("{key}.members[{j}]"), message);
             }
         }
+        // Members share one queue and its workers (as many as the largest member's
+        // `workers`): the settings of the queue and its readers must be the same.
+        let members: Vec<(usize, &crate::config::ExporterConfig)> = group
+            .members
+            .iter()
+            .filter_map(|m| {
+                config
+                    .exporters
+                    .iter()
+                    .enumerate()
+                    .find(|(_, e)| &e.name == m)
+            })
+            .collect();
+        if let Some(((_, first), rest)) = members.split_first() {
+            for (index, member) in rest {
+                let differs = if member.signals != first.signals {
+                    Some("signals")
+                } else if member.queue != first.queue {
+                    Some("queue")
+                } else if member.retry != first.retry {
+                    Some("retry")
+                } else {
+                    None
+                };
+                if let Some(field) = differs {
+                    return fail(
+                        format!("exporters[{index}].{field}"),
+                        format!(
+                            "differs from {:?}'s: members of group {:?} share one queue and its workers, so their {field} must be the same",
+                            first.name, group.name
+                        ),
+                    );
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -430,17 +430,23 @@ impl Pipeline {
         }
         let policy = DegradationPolicy::new(policy_config(config))
             .map_err(|e| PipelineError::Degradation(e.to_string()))?;
-        let mut changed = Vec::new();
+        // Build every new transport first: a failure leaves everything as it was.
+        let mut prepared = Vec::new();
         for route in &self.routes {
             for member in &route.members {
                 let Some(new) = exporters.iter().find(|e| e.name == member.name) else {
                     continue;
                 };
-                if member.reconfigure(new, &self.data_dir)? {
-                    changed.push(format!("exporter {}", member.name));
-                }
-                route.set_settings(route_settings(config, new));
+                prepared.push((route, member, new, member.prepare(new, &self.data_dir)?));
             }
+        }
+        let mut changed = Vec::new();
+        for (route, member, new, transport) in prepared {
+            if let Some(transport) = transport {
+                member.apply(transport);
+                changed.push(format!("exporter {}", member.name));
+            }
+            route.set_settings(route_settings(config, new));
         }
         let limits = &config.limits;
         self.shared.tenants.set_limits(
@@ -474,7 +480,8 @@ impl Pipeline {
     /// until `deadline`, then stop them (leases being retried go back to disk queues),
     /// force queues to disk and shut exporters down (the file sink flushes).
     ///
-    /// Returns the entries left undelivered in memory queues (lost), per route.
+    /// Returns the entries left undelivered in memory queues (lost, and counted as dropped
+    /// for `shutdown`), per route.
     pub async fn shutdown(mut self, deadline: Instant) -> Vec<(String, u64)> {
         for route in &self.routes {
             route.queue.close();
@@ -502,10 +509,29 @@ impl Pipeline {
             if let Err(error) = route.queue.sync().await {
                 tracing::error!(route = %route.name, %error, "queue sync at shutdown failed");
             }
-            let m = route.queue.metrics();
-            let left = m.depth.load(std::sync::atomic::Ordering::Relaxed);
-            if left > 0 && m.kind == "memory" {
-                lost.push((route.name.clone(), left));
+            if route.queue.metrics().kind == "memory" {
+                // What a memory queue still holds is lost with the process: count it.
+                let everything = PopLimits {
+                    max_items: u64::MAX,
+                    max_bytes: usize::MAX,
+                    linger: Duration::ZERO,
+                };
+                let mut entries = 0;
+                while let Ok(Some(lease)) =
+                    tokio::time::timeout(Duration::from_secs(1), route.queue.pop(everything)).await
+                {
+                    for payload in &lease.entries {
+                        self.shared
+                            .metrics
+                            .signal(payload.signal())
+                            .dropped(DropReason::Shutdown, payload.items());
+                    }
+                    entries += lease.entries.len() as u64;
+                    route.queue.ack(lease);
+                }
+                if entries > 0 {
+                    lost.push((route.name.clone(), entries));
+                }
             }
             for member in &route.members {
                 if let Err(error) = member.exporter().shutdown().await {

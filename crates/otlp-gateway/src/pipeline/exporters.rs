@@ -59,29 +59,57 @@ impl Member {
             .clone()
     }
 
-    /// Rebuild the transport from `config` (same name and kind) if it changed.
+    /// Build the transport `config` asks for, when its transport settings (endpoint,
+    /// headers, compression, timeout, TLS) differ from the running one; `None` when they
+    /// do not (other keys, such as `retry`, are read by the route, not the transport).
     ///
     /// # Errors
     ///
-    /// [`BuildError`]; the old transport stays in place.
-    pub fn reconfigure(
+    /// [`BuildError`]; nothing changes then.
+    pub fn prepare(
         &self,
         config: &ExporterConfig,
         data_dir: &Path,
-    ) -> Result<bool, BuildError> {
-        if self.config() == *config {
-            return Ok(false);
+    ) -> Result<Option<Prepared>, BuildError> {
+        let mut running = self.config();
+        running.retry = config.retry.clone();
+        if running == *config {
+            return Ok(None);
         }
         let (exporter, _, endpoint) = build_transport(config, data_dir)?;
-        self.metrics.set_endpoint(endpoint);
+        Ok(Some(Prepared {
+            exporter,
+            config: config.clone(),
+            endpoint,
+        }))
+    }
+
+    /// Switch to a prepared transport; the old one finishes its calls and shuts down.
+    pub fn apply(&self, prepared: Prepared) {
+        self.metrics.set_endpoint(prepared.endpoint);
         let old = std::mem::replace(
             &mut *self.exporter.write().unwrap_or_else(|e| e.into_inner()),
-            (exporter, config.clone()),
+            (prepared.exporter, prepared.config),
         );
         tokio::spawn(async move {
             let _ = old.0.shutdown().await;
         });
-        Ok(true)
+    }
+}
+
+/// A transport built for a reload, not yet in use.
+pub struct Prepared {
+    exporter: Arc<dyn Exporter>,
+    config: ExporterConfig,
+    endpoint: String,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("exporter", &self.config.name)
+            .field("endpoint", &self.endpoint)
+            .finish()
     }
 }
 

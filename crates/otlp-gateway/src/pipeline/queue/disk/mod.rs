@@ -473,7 +473,6 @@ impl DiskQueue {
             };
             let mut bad = Vec::new();
             if !reads.is_empty() {
-                let seqs: Vec<u64> = reads.iter().map(|r| r.1).collect();
                 let read = tokio::task::spawn_blocking(move || {
                     reads
                         .into_iter()
@@ -483,22 +482,29 @@ impl DiskQueue {
                         .collect::<Vec<_>>()
                 })
                 .await;
+                let mut transient = None;
                 match read {
                     Ok(results) => {
                         for (i, seq, result) in results {
                             match result {
                                 Ok(body) => bodies[i] = Some(body),
-                                Err(reason) => {
+                                Err(ReadFailure::Corrupt(reason)) => {
                                     tracing::error!(queue = %self.shared.name, seq, reason, "queue record unreadable; dropped");
                                     bad.push(seq);
                                 }
+                                Err(ReadFailure::Io(reason)) => transient = Some(reason),
                             }
                         }
                     }
-                    Err(e) => {
-                        tracing::error!(queue = %self.shared.name, error = %e, "reading queue records failed");
-                        bad = seqs;
-                    }
+                    Err(e) => transient = Some(e.to_string()),
+                }
+                if let Some(reason) = transient {
+                    // An I/O error is not corruption: the records may read fine later.
+                    // The guard puts the whole lease back; try again after a pause.
+                    tracing::error!(queue = %self.shared.name, reason, "reading queue records failed; will retry");
+                    drop(guard);
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    continue;
                 }
             }
             guard.armed = false;
@@ -524,19 +530,40 @@ impl DiskQueue {
     }
 }
 
+/// Why a record could not be read back.
+enum ReadFailure {
+    /// The bytes are wrong (checksum, framing, a record that is not the indexed one):
+    /// reading again cannot help.
+    Corrupt(String),
+    /// The read failed (EIO, ENOMEM...): the record may read fine later.
+    Io(String),
+}
+
 /// Read one record back and return its body, checking checksum and seq.
-fn read_body(file: Option<Arc<File>>, offset: u64, len: u32, seq: u64) -> Result<Bytes, String> {
-    let file = file.ok_or("segment file is gone")?;
+fn read_body(
+    file: Option<Arc<File>>,
+    offset: u64,
+    len: u32,
+    seq: u64,
+) -> Result<Bytes, ReadFailure> {
+    let file = file.ok_or_else(|| ReadFailure::Corrupt("segment file is gone".into()))?;
     let mut buf = vec![0u8; len as usize];
     file.read_exact_at(&mut buf, offset)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => {
+                ReadFailure::Corrupt(format!("record cut short: {e}"))
+            }
+            _ => ReadFailure::Io(e.to_string()),
+        })?;
     match parse_record(&buf) {
         Parsed::Record(v) if v.seq == seq && v.record_len == buf.len() => {
             Ok(body_of(Bytes::from(buf), &v))
         }
-        Parsed::Record(_) => Err("record does not match the index".into()),
-        Parsed::Bad(reason) => Err(reason.into()),
-        Parsed::End => Err("record missing".into()),
+        Parsed::Record(_) => Err(ReadFailure::Corrupt(
+            "record does not match the index".into(),
+        )),
+        Parsed::Bad(reason) => Err(ReadFailure::Corrupt(reason.into())),
+        Parsed::End => Err(ReadFailure::Corrupt("record missing".into())),
     }
 }
 
