@@ -408,24 +408,31 @@ impl Gateway {
         let deadline = Instant::now() + grace;
         self.metrics.set_phase(Phase::Draining);
         tracing::info!(?grace, "draining");
+        // Both listeners drain at once, within the grace period.
         let listener_grace = grace.min(Duration::from_secs(10));
-        if let Some(grpc) = self.grpc
-            && let Err(error) = grpc.shutdown(listener_grace).await
-        {
-            tracing::warn!(%error, "gRPC listener shutdown");
-        }
-        if let Some(http) = self.http
-            && let Err(error) = http.shutdown(listener_grace).await
-        {
-            tracing::warn!(%error, "HTTP listener shutdown");
-        }
+        let grpc = async {
+            if let Some(grpc) = self.grpc
+                && let Err(error) = grpc.shutdown(listener_grace).await
+            {
+                tracing::warn!(%error, "gRPC listener shutdown");
+            }
+        };
+        let http = async {
+            if let Some(http) = self.http
+                && let Err(error) = http.shutdown(listener_grace).await
+            {
+                tracing::warn!(%error, "HTTP listener shutdown");
+            }
+        };
+        tokio::join!(grpc, http);
         let lost = self.pipeline.shutdown(deadline).await;
         for (route, entries) in lost {
             tracing::error!(%route, entries, "memory queue not drained within the grace period; its entries are lost");
         }
         if let Some((task, stop)) = self.telemetry {
             stop.cancel();
-            let _ = task.await;
+            // Its export is cut at once when stopped; this bound is a backstop.
+            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
         }
         if let Some(admin) = self.admin
             && let Err(error) = admin.shutdown(Duration::from_secs(1)).await

@@ -225,6 +225,8 @@ pub fn spawn(
             GrpcExporter::builder()
                 .name("self-telemetry")
                 .no_env()
+                .no_retry()
+                .timeout(Duration::from_secs(5))
                 .endpoint(format!("{scheme}://{rest}"))
                 .build()
                 .map_err(|e| format!("self_telemetry.endpoint: {e}"))?,
@@ -234,6 +236,8 @@ pub fn spawn(
             HttpExporter::builder()
                 .name("self-telemetry")
                 .no_env()
+                .no_retry()
+                .timeout(Duration::from_secs(5))
                 .endpoint(endpoint.clone())
                 .build()
                 .map_err(|e| format!("self_telemetry.endpoint: {e}"))?,
@@ -250,7 +254,13 @@ pub fn spawn(
                 _ = tick.tick() => {}
             }
             let request = snapshot(&metrics, SystemTime::now());
-            if let Err(error) = exporter.export(Payload::from_request(&request)).await {
+            // The next snapshot replaces a failed one (cumulative sums lose nothing), so
+            // no retry; a stop cuts the export short.
+            let result = tokio::select! {
+                () = stop.cancelled() => break,
+                result = exporter.export(Payload::from_request(&request)) => result,
+            };
+            if let Err(error) = result {
                 failures += 1;
                 if failures.is_power_of_two() {
                     tracing::warn!(%error, failures, "self-telemetry export failed");

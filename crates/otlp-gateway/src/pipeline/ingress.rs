@@ -43,6 +43,29 @@ pub struct IngressShared {
     pub(crate) retry_after: RwLock<Duration>,
 }
 
+/// Items taken from a tenant's bucket; given back on drop unless kept (the request was
+/// refused after the rate check, and the client will send it again).
+struct Charge<'a> {
+    limiter: &'a TenantLimiter,
+    tenant: Arc<str>,
+    items: u64,
+    kept: bool,
+}
+
+impl Charge<'_> {
+    fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Charge<'_> {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.limiter.refund(&self.tenant, self.items);
+        }
+    }
+}
+
 /// Where the tenant comes from when the receiver found no tenant header.
 #[derive(Debug, Clone)]
 pub struct TenantRule {
@@ -99,6 +122,8 @@ impl IngressShared {
             return Err(self.refuse(signal, RefuseReason::Draining, items, refusal));
         }
 
+        // The tenant's items are given back if a later stage refuses the request.
+        let mut charge = None;
         if self.tenants.is_enabled() {
             let tenant = self.tenant_of(&payload);
             if let Err(wait) = self.tenants.check(&tenant, items, Instant::now()) {
@@ -108,6 +133,12 @@ impl IngressShared {
                 };
                 return Err(self.refuse(signal, RefuseReason::RateLimited, items, refusal));
             }
+            charge = Some(Charge {
+                limiter: &self.tenants,
+                tenant: tenant.clone(),
+                items,
+                kept: false,
+            });
             payload = payload.with_tenant(tenant);
         }
 
@@ -165,23 +196,29 @@ impl IngressShared {
             counters.dropped(DropReason::Unrouted, payload.items());
             return Ok(Accepted::full());
         }
-        let retry_after = self.retry_after();
         for route in &routes {
             if !route.queue.has_room(payload.len()) {
                 let refusal = Refusal::Unavailable {
                     reason: format!("queue {} is full", route.name),
-                    retry_after,
+                    retry_after: self.retry_after(),
                 };
                 return Err(self.refuse(signal, RefuseReason::QueueFull, items, refusal));
             }
         }
         let kept = payload.items();
-        let results = join_all(routes.iter().map(|r| r.queue.push(payload.clone()))).await;
-        if let Some(error) = results.into_iter().find_map(Result::err) {
+        let pushed = match routes.as_slice() {
+            [route] => route.queue.push(payload).await,
+            _ => join_all(routes.iter().map(|r| r.queue.push(payload.clone())))
+                .await
+                .into_iter()
+                .find_map(Result::err)
+                .map_or(Ok(()), Err),
+        };
+        if let Err(error) = pushed {
+            // The gateway's retry delay (reloadable), not the one the queue was opened with.
+            let retry_after = self.retry_after();
             let (reason, refusal) = match error {
-                QueueError::Full {
-                    queue, retry_after, ..
-                } => (
+                QueueError::Full { queue, .. } => (
                     RefuseReason::QueueFull,
                     Refusal::Unavailable {
                         reason: format!("queue {queue} is full"),
@@ -212,6 +249,9 @@ impl IngressShared {
         }
         count_drops(sampled, degraded);
         counters.accepted_items.fetch_add(kept, Ordering::Relaxed);
+        if let Some(charge) = charge {
+            charge.keep();
+        }
         Ok(Accepted::full())
     }
 
