@@ -3,7 +3,8 @@
 //! Three processes on the 2-core machine, all on 127.0.0.1:
 //!
 //! - the gateway (`target/release/otlp gateway`) pinned to cpu 0 with one tokio worker
-//!   (`TOKIO_WORKER_THREADS=1`), memory queue, `receivers.validation = "framing"` (the
+//!   (`TOKIO_WORKER_THREADS=1`), 64 MiB memory queue, degradation off (on for latency and
+//!   steady state), `receivers.validation = "framing"` (the
 //!   pass-through path) unless a case says otherwise, exporting over OTLP/gRPC;
 //! - the load generator (`otlp send`, single-threaded runtime, pre-encoded realistic
 //!   batches cycled from a pool) pinned to cpu 1;
@@ -26,7 +27,10 @@
 //!
 //! Environment (optional): `GATEWAY_BENCH_ROUNDS` (3; throughput cases, medians
 //! reported), `GATEWAY_BENCH_WINDOW` (10 s measured per throughput case, after 3 s of
-//! warm-up), `GATEWAY_BENCH_STEADY` (20 s), `GATEWAY_BENCH_BATCH` (512 spans a request),
+//! warm-up), `GATEWAY_BENCH_STEADY` (20 s; 0 skips the steady state),
+//! `GATEWAY_BENCH_CASES` (throughput cases by name, comma-separated: `grpc`, `http`,
+//! `grpc-full`, `http-full`, `grpc-disk-interval`, `grpc-disk-always`, `grpc-gzip`,
+//! `grpc-direct`, `http-direct`; all by default), `GATEWAY_BENCH_BATCH` (512 spans a request),
 //! `GATEWAY_BENCH_CONCURRENCY` (8 requests in flight), `GATEWAY_BENCH_MAX_LOAD` (1.5) and
 //! `GATEWAY_BENCH_WAIT` (900 s): wait at most that long for the 1-minute load average to
 //! fall below the maximum before measuring (then measure anyway and say so).
@@ -63,6 +67,7 @@ struct Settings {
     rounds: usize,
     window: u64,
     steady: u64,
+    cases: Option<Vec<String>>,
     batch: u64,
     concurrency: u64,
     max_load: f64,
@@ -83,7 +88,13 @@ impl Settings {
         let settings = Settings {
             rounds: var("GATEWAY_BENCH_ROUNDS", 3usize)?.clamp(1, 20),
             window: var("GATEWAY_BENCH_WINDOW", 10u64)?.clamp(2, 300),
-            steady: var("GATEWAY_BENCH_STEADY", 20u64)?.clamp(5, 600),
+            steady: var("GATEWAY_BENCH_STEADY", 20u64)?.min(600),
+            cases: std::env::var("GATEWAY_BENCH_CASES").ok().map(|list| {
+                list.split(',')
+                    .map(|c| c.trim().to_owned())
+                    .filter(|c| !c.is_empty())
+                    .collect()
+            }),
             batch: var("GATEWAY_BENCH_BATCH", 512u64)?.clamp(1, 100_000),
             concurrency: var("GATEWAY_BENCH_CONCURRENCY", 8u64)?.clamp(1, 1024),
             max_load: var("GATEWAY_BENCH_MAX_LOAD", 1.5f64)?,
@@ -119,6 +130,9 @@ struct Case {
     queue: &'static str,
     fsync: &'static str,
     compression: &'static str,
+    /// `[degradation] enabled`: off for the throughput cases, so that overload shows as
+    /// retryable refusals (full queue) rather than as sampling at a higher level.
+    degradation: bool,
 }
 
 impl Case {
@@ -131,6 +145,15 @@ impl Case {
             queue: "memory",
             fsync: "never",
             compression: "none",
+            degradation: false,
+        }
+    }
+
+    /// The gateway's defaults for degradation (on): latency and steady-state runs.
+    const fn with_defaults(name: &'static str, proto: Proto) -> Case {
+        Case {
+            degradation: true,
+            ..Case::through(name, proto)
         }
     }
 
@@ -213,16 +236,14 @@ struct Context {
 
 pub(crate) fn run(ws: &Workspace) -> Result<(), Failure> {
     let settings = Settings::from_env()?;
-    for tool in ["taskset"] {
-        let found = Command::new(tool)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            return Err(format!("bench gateway needs {tool} (util-linux)").into());
-        }
+    let taskset = Command::new("taskset")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !taskset {
+        return Err("bench gateway needs taskset (util-linux)".to_owned().into());
     }
     let mut runner = Runner::new(&ws.root, ws.target_dir.join("xtask"), Output::Quiet, 2);
     for (name, args) in [
@@ -260,8 +281,9 @@ pub(crate) fn run(ws: &Workspace) -> Result<(), Failure> {
     let path = ctx.out.join("results.md");
     fs::write(&path, &report).map_err(|e| format!("{}: {e}", path.display()))?;
     println!(
-        "\n{report}\n(logs, configurations and {} in {})",
-        "results.md",
+        "
+{report}
+(logs, configurations and results.md in {})",
         ctx.out.display()
     );
     Ok(())
@@ -283,7 +305,14 @@ fn measure(ctx: &Context) -> Result<String, String> {
     let mut upstream = Upstream::start(ctx)?;
 
     // 1. Throughput.
-    let all = cases();
+    let all: Vec<Case> = cases()
+        .into_iter()
+        .filter(|c| {
+            s.cases
+                .as_ref()
+                .is_none_or(|only| only.iter().any(|o| o == c.name))
+        })
+        .collect();
     let mut rows: Vec<Vec<MaxRun>> = vec![Vec::new(); all.len()];
     for round in 1..=s.rounds {
         for (i, case) in all.iter().enumerate() {
@@ -385,7 +414,12 @@ fn measure(ctx: &Context) -> Result<String, String> {
          |---|---|---|---|---|---|",
         STEADY_RATE
     );
-    for proto in [Proto::Grpc, Proto::Http] {
+    let steady_protos: &[Proto] = if s.steady == 0 {
+        &[]
+    } else {
+        &[Proto::Grpc, Proto::Http]
+    };
+    for &proto in steady_protos {
         let st = steady_run(ctx, &mut upstream, proto)?;
         println!(
             "steady {}: CPU {:.2}% of a core, RSS max {} MiB, HWM {} MiB",
@@ -519,7 +553,7 @@ fn latency_run(
     let s = &ctx.settings;
     let case = Case {
         gateway: through_gateway,
-        ..Case::through(
+        ..Case::with_defaults(
             if proto == Proto::Grpc {
                 "latency-grpc"
             } else {
@@ -564,7 +598,7 @@ struct Steady {
 
 fn steady_run(ctx: &Context, upstream: &mut Upstream, proto: Proto) -> Result<Steady, String> {
     let s = &ctx.settings;
-    let case = Case::through(
+    let case = Case::with_defaults(
         if proto == Proto::Grpc {
             "steady-grpc"
         } else {
@@ -922,9 +956,12 @@ fn gateway_config(data: &Path, case: &Case, upstream_grpc: &str) -> String {
          [log]\n\
          level = \"warn\"\n\
          \n\
+         [degradation]\n\
+         enabled = {degradation}\n\
+         \n\
          [queue]\n\
          kind = \"{queue}\"\n\
-         max_bytes = \"256MiB\"\n\
+         max_bytes = \"64MiB\"\n\
          fsync = \"{fsync}\"\n\
          \n\
          [[exporters]]\n\
@@ -938,6 +975,7 @@ fn gateway_config(data: &Path, case: &Case, upstream_grpc: &str) -> String {
         queue = case.queue,
         fsync = case.fsync,
         compression = case.compression,
+        degradation = case.degradation,
     )
 }
 
