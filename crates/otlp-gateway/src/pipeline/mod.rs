@@ -1,7 +1,7 @@
 //! The pipeline: receive -> protect -> degrade -> queue -> batch -> export.
 //!
-//! [`Pipeline::build`] turns a [`GatewayConfig`] into the [`Ingress`] sinks the receivers
-//! feed and the [`Route`]s (queue + exporters + workers) that drain them;
+//! [`Pipeline::build`] turns a [`GatewayConfig`](crate::config::GatewayConfig) into the [`Ingress`](ingress::Ingress) sinks the receivers
+//! feed and the [`Route`](route::Route)s (queue + exporters + workers) that drain them;
 //! [`Pipeline::start`] starts the workers, the degradation controller and the memory
 //! monitor; [`Pipeline::reload`] applies a new configuration's limits, policy and exporter
 //! settings in place; [`Pipeline::shutdown`] drains.
