@@ -296,7 +296,7 @@ pub struct BatchSettings {
 impl Default for BatchSettings {
     fn default() -> Self {
         BatchSettings {
-            max_items: 8192,
+            max_items: 2048,
             max_bytes: ByteSize::mib(4),
             linger: HumanDuration::millis(200),
         }
