@@ -184,6 +184,26 @@ pub fn build(config: &ExporterConfig, data_dir: &Path) -> Result<Member, BuildEr
     })
 }
 
+/// Headers and TLS material of `config` on an exporter builder (the gRPC and HTTP
+/// builders have the same methods but no common trait).
+macro_rules! headers_and_tls {
+    ($builder:ident, $config:expr) => {{
+        let mut b = $builder;
+        for (k, v) in &$config.headers {
+            b = b.header(k.clone(), v.clone());
+        }
+        if let Some(tls) = &$config.tls {
+            if let Some(ca) = &tls.ca {
+                b = b.ca_certificate(PemSource::file(ca));
+            }
+            if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+                b = b.client_identity(PemSource::file(cert), PemSource::file(key));
+            }
+        }
+        b
+    }};
+}
+
 type Transport = (Arc<dyn Exporter>, &'static str, String);
 
 fn build_transport(config: &ExporterConfig, data_dir: &Path) -> Result<Transport, BuildError> {
@@ -204,17 +224,7 @@ fn build_transport(config: &ExporterConfig, data_dir: &Path) -> Result<Transport
                 .connect_timeout(Duration::from_secs(5).min(timeout))
                 .no_retry()
                 .no_circuit_breaker();
-            for (k, v) in &config.headers {
-                b = b.header(k.clone(), v.clone());
-            }
-            if let Some(tls) = &config.tls {
-                if let Some(ca) = &tls.ca {
-                    b = b.ca_certificate(PemSource::file(ca));
-                }
-                if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
-                    b = b.client_identity(PemSource::file(cert), PemSource::file(key));
-                }
-            }
+            b = headers_and_tls!(b, config);
             let exporter = b.build().map_err(|e| err(e.to_string()))?;
             (Arc::new(exporter), "grpc", url)
         }
@@ -227,17 +237,7 @@ fn build_transport(config: &ExporterConfig, data_dir: &Path) -> Result<Transport
                 .compression(compression(config.compression))
                 .no_retry()
                 .no_circuit_breaker();
-            for (k, v) in &config.headers {
-                b = b.header(k.clone(), v.clone());
-            }
-            if let Some(tls) = &config.tls {
-                if let Some(ca) = &tls.ca {
-                    b = b.ca_certificate(PemSource::file(ca));
-                }
-                if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
-                    b = b.client_identity(PemSource::file(cert), PemSource::file(key));
-                }
-            }
+            b = headers_and_tls!(b, config);
             let exporter = b.build().map_err(|e| err(e.to_string()))?;
             (Arc::new(exporter), "http", config.endpoint.clone())
         }
