@@ -335,12 +335,24 @@ async fn upstream_killed_and_restarted_delivers_every_span() {
         first(&errors),
         tails(&[&a, &b])
     );
-    // Down for a while: A's exports fail and back off.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let failures_while_down = metric_sum(
-        &a.metrics(),
-        "otlp_gateway_exporter_retryable_failures_total",
-        &[],
+    // Down for a while: wait (bounded) until A's exports have failed and backed off a
+    // few times, rather than for a fixed time.
+    let mut failures_while_down = 0.0;
+    for _ in 0..400 {
+        failures_while_down = metric_sum(
+            &a.metrics(),
+            "otlp_gateway_exporter_retryable_failures_total",
+            &[],
+        );
+        if failures_while_down >= 3.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        failures_while_down >= 3.0,
+        "A's exports never failed while B was down\n{}",
+        tails(&[&a, &b])
     );
     b.restart().await;
 

@@ -304,7 +304,8 @@ impl Pipeline {
 
         let shared = Arc::new(IngressShared {
             metrics,
-            routes: routes.clone(),
+            routes: Signal::ALL
+                .map(|signal| routes.iter().filter(|r| r.takes(signal)).cloned().collect()),
             tenants: TenantLimiter::new(
                 config.limits.tenant_items_per_second,
                 config.limits.tenant_burst_items,

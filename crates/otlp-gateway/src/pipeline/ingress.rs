@@ -34,7 +34,8 @@ use crate::metrics::{DropReason, GatewayMetrics, Phase, RefuseReason};
 #[derive(Debug)]
 pub struct IngressShared {
     pub(crate) metrics: Arc<GatewayMetrics>,
-    pub(crate) routes: Vec<Arc<Route>>,
+    /// The routes that take each signal (indexed by `Signal::index`), found once at build.
+    pub(crate) routes: [Vec<Arc<Route>>; 3],
     pub(crate) tenants: TenantLimiter,
     pub(crate) tenant: RwLock<TenantRule>,
     pub(crate) memory: Option<MemoryLimiter>,
@@ -190,13 +191,13 @@ impl IngressShared {
             }
         }
 
-        let routes: Vec<&Arc<Route>> = self.routes.iter().filter(|r| r.takes(signal)).collect();
+        let routes = &self.routes[signal.index()];
         if routes.is_empty() {
             count_drops(sampled, degraded);
             counters.dropped(DropReason::Unrouted, payload.items());
             return Ok(Accepted::full());
         }
-        for route in &routes {
+        for route in routes {
             if !route.queue.has_room(payload.len()) {
                 let refusal = Refusal::Unavailable {
                     reason: format!("queue {} is full", route.name),
